@@ -1,0 +1,30 @@
+/**
+ * The README's test command (`npm test`): every *.test.ts beside the code and under test/, run by Node's
+ * own test runner. `--unit` skips test/integration and test/e2e (those need Orthanc, PostgreSQL, Redis).
+ * Extra arguments are passed to `node --test` (e.g. `npm test -- --test-name-pattern=SEG`), and any
+ * argument ending in .test.ts narrows the run to those files.
+ */
+import { globSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+
+const args = process.argv.slice(2);
+const unit = args.includes('--unit');
+const explicit = args.filter((a) => a.endsWith('.test.ts'));
+const passthrough = args.filter((a) => a !== '--unit' && !a.endsWith('.test.ts'));
+const roots = ['*.test.ts', '{api,domain,adapters,cli,scripts,bench}/**/*.test.ts', 'test/**/*.test.ts'];
+let files =
+  explicit.length > 0
+    ? explicit
+    : roots.flatMap((p) => globSync(p, { exclude: (f) => f.includes('node_modules') })).sort();
+if (unit) files = files.filter((f) => !/^test\/(integration|e2e)\//.test(f));
+if (files.length === 0) {
+  console.error('no test files found');
+  process.exit(1);
+}
+const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+const r = spawnSync(
+  process.execPath,
+  ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...passthrough, ...files],
+  { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
+);
+process.exit(r.status ?? 1);
