@@ -1,0 +1,21 @@
+/**
+ * The command table. Modules load lazily so `mslesion evaluate` never loads onnxruntime or express.
+ * Add a command: create cli/commands/<name>.ts exporting `run` and add one line here.
+ */
+export interface CommandIo {
+  out(line: string): void;
+  err(line: string): void;
+  /** One-line progress updates (overwritten in a terminal). */
+  progress(line: string): void;
+}
+
+export interface CommandModule {
+  run(argv: string[], io: CommandIo): Promise<number>;
+}
+
+export interface CommandEntry {
+  readonly summary: string;
+  load(): Promise<CommandModule>;
+}
+
+export const COMMANDS: Readonly<Partial<Record<string, CommandEntry>>> = {};
