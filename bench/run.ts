@@ -1,0 +1,21 @@
+/**
+ * `npm run bench -- <name> [options]`: speed and memory benchmarks (never asserted in unit tests).
+ * Each benchmark is bench/<name>.ts exporting `run(argv)`; results print as a table and a JSON line.
+ */
+const BENCHES: Readonly<
+  Partial<Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }>>
+> = {};
+
+const name = process.argv.at(2);
+const entry = name === undefined ? undefined : BENCHES[name];
+if (entry === undefined) {
+  console.log(
+    `usage: npm run bench -- <name>\n\n${Object.entries(BENCHES)
+      .map(([n, b]) => `  ${n.padEnd(22)} ${b?.summary ?? ''}`)
+      .join('\n')}`,
+  );
+  process.exitCode = name === undefined ? 0 : 2;
+} else {
+  const mod = await entry.load();
+  await mod.run(process.argv.slice(3));
+}
