@@ -4,7 +4,12 @@
  */
 const BENCHES: Readonly<
   Partial<Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }>>
-> = {};
+> = {
+  'connected-components': {
+    summary: '3-D labelling vs scipy.ndimage.label, 256×256×180, 6/26-conn',
+    load: () => import('./connected-components.ts'),
+  },
+};
 
 const name = process.argv.at(2);
 const entry = name === undefined ? undefined : BENCHES[name];
