@@ -12,10 +12,14 @@
 
 export type ChannelName = 'FLAIR' | 'T2' | 'T1' | 'T1C' | 'PD' | 'ANY';
 
-export type NormalizationMethod = 'zscore' | 'minmax' | 'none';
+export type NormalizationMethod = 'zscore' | 'minmax' | 'fixed' | 'none';
 
 export interface ChannelNormalization {
-  /** zscore: (x − mean) / std over the mask; minmax: (x − lo) / (hi − lo) clipped to [0, 1]; none: as is. */
+  /**
+   * zscore: (x − mean) / std over the mask; minmax: (x − lo) / (hi − lo) clipped to [0, 1]; fixed: clipped to
+   * `clipValues` then (x − mean) / std with the manifest's dataset-wide values (nnU-Net's CTNormalization);
+   * none: as is.
+   */
   readonly method: NormalizationMethod;
   /** Which voxels define the statistics: inside the brain mask, non-zero voxels, or all voxels. */
   readonly mask: 'brain' | 'nonzero' | 'all';
@@ -23,6 +27,11 @@ export interface ChannelNormalization {
   readonly clipPercentiles?: readonly [number, number];
   /** Value written outside the mask after normalising (default 0). */
   readonly outsideValue?: number;
+  /** 'fixed' only: clip to these intensities first. */
+  readonly clipValues?: readonly [number, number];
+  /** 'fixed' only: dataset-wide mean (default 0) and standard deviation (default 1). */
+  readonly mean?: number;
+  readonly std?: number;
 }
 
 export interface ModelVariant {

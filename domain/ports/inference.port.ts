@@ -19,6 +19,8 @@ export interface ModelArtifactRef {
   readonly sha256: string;
   readonly inputName: string;
   readonly outputName: string;
+  /** A typical input shape, e.g. [1, C, ...patch] (engines warm up with it; optional). */
+  readonly inputShape?: readonly number[];
 }
 
 export interface InferenceSession {
