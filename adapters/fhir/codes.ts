@@ -37,7 +37,11 @@ export const EXTENSION = {
   MODEL_ID: 'https://ms-lesion-service.example.org/fhir/StructureDefinition/model-id',
 } as const;
 
-export function coding(system: string, code: string, display?: string): Coding {
+export function coding(
+  system: string,
+  code: string,
+  display?: string,
+): Coding & { system: string; code: string } {
   return display === undefined ? { system, code } : { system, code, display };
 }
 
