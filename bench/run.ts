@@ -9,6 +9,10 @@ const BENCHES: Readonly<
     summary: '3-D labelling vs scipy.ndimage.label, 256×256×180, 6/26-conn',
     load: () => import('./connected-components.ts'),
   },
+  'sliding-window': {
+    summary: '182×218×182 3-channel volume, 1.4 M-param U-Net, onnxruntime-node vs torch CPU',
+    load: () => import('./sliding-window.ts'),
+  },
 };
 
 const name = process.argv.at(2);

@@ -17,12 +17,15 @@ Algorithm (nnU-Net v2 semantics):
   7. softmax / sigmoid (unless the network already outputs probabilities), foreground channel, uncrop (0 outside).
 
   /usr/bin/python3 models/reference/sliding_window_ref.py --model M.onnx --manifest manifest.json \
-      --input x.f32 --channels C --dims D H W [--mask m.u8] [--no-mirror] --out p.f32 [--logits l.f32]
+      --input x.f32 --channels C --dims D H W [--mask m.u8] [--no-mirror] --out p.f32 [--logits l.f32] \
+      [--timing t.json]   (threads: REF_THREADS, default 2)
 
 Inputs and outputs are raw little-endian arrays in C order: input [C, D, H, W] float32, mask [D, H, W] uint8,
 output foreground probability [D, H, W] float32, logits [K, d, h, w] float32 over the cropped region.
 """
 import argparse
+import resource
+import time
 import itertools
 import json
 import math
@@ -100,6 +103,7 @@ def run(args):
     x = np.fromfile(args.input, '<f4').reshape((args.channels,) + dims)
     brain = np.fromfile(args.mask, np.uint8).reshape(dims) > 0 if args.mask else None
     variant = next(v for v in manifest['variants'] if os.path.basename(args.model) == v['file'])
+    t0 = time.perf_counter()
     x = np.stack([normalise(x[c], brain, manifest['normalization'][name])
                   for c, name in enumerate(variant['channels'])])
     if brain is not None:
@@ -122,10 +126,12 @@ def run(args):
     xt = torch.from_numpy(xp)
     mirror = [] if args.no_mirror else [a + 2 for a in inf['mirrorAxes']]
     combos = [c for r in range(1, len(mirror) + 1) for c in itertools.combinations(mirror, r)]
+    n_tiles = 0
     for sd in steps(shape[0], patch[0], inf['tileStep']):
         for sh in steps(shape[1], patch[1], inf['tileStep']):
             for sw in steps(shape[2], patch[2], inf['tileStep']):
                 sl = (slice(sd, sd + patch[0]), slice(sh, sh + patch[1]), slice(sw, sw + patch[2]))
+                n_tiles += 1
                 tile = xt[(slice(None),) + sl][None]
                 pred = net(tile)
                 for axes in combos:
@@ -134,6 +140,7 @@ def run(args):
                 acc[(slice(None),) + sl] += pred[0] * g
                 wsum[sl] += g
     logits = acc / wsum
+    seconds = time.perf_counter() - t0
     logits = logits[:, pad_lo[0]:pad_lo[0] + crop[0], pad_lo[1]:pad_lo[1] + crop[1], pad_lo[2]:pad_lo[2] + crop[2]]
     out = manifest['output']
     if out['kind'] == 'probabilities':
@@ -147,6 +154,11 @@ def run(args):
     fg.astype('<f4').tofile(args.out)
     if args.logits:
         logits.numpy().astype('<f4').tofile(args.logits)
+    if args.timing:
+        with open(args.timing, 'w') as f:
+            json.dump({'seconds': seconds, 'tiles': n_tiles, 'networkCalls': n_tiles * (len(combos) + 1),
+                       'peakRssMiB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                       'threads': torch.get_num_threads(), 'torch': torch.__version__}, f)
 
 
 if __name__ == '__main__':
@@ -161,4 +173,5 @@ if __name__ == '__main__':
     ap.add_argument('--no-mirror', action='store_true')
     ap.add_argument('--out', required=True)
     ap.add_argument('--logits')
+    ap.add_argument('--timing', help='write {seconds, peakRssMiB, …} of normalisation + sliding window here')
     run(ap.parse_args())

@@ -140,9 +140,9 @@ def bench_unet(root):
             'batchSize': 1,
         },
         normalization={
-            'FLAIR': {'method': 'zscore', 'mask': 'brain'},
-            'T2': {'method': 'zscore', 'mask': 'brain'},
-            'T1': {'method': 'zscore', 'mask': 'brain'},
+            'FLAIR': {'method': 'zscore', 'mask': 'nonzero'},
+            'T2': {'method': 'zscore', 'mask': 'nonzero'},
+            'T1': {'method': 'zscore', 'mask': 'nonzero'},
         },
         input={'name': 'input'},
         output={'name': 'logits', 'kind': 'logits', 'activation': 'softmax', 'labels': ['background', 'lesion']},
