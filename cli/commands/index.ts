@@ -18,4 +18,9 @@ export interface CommandEntry {
   load(): Promise<CommandModule>;
 }
 
-export const COMMANDS: Readonly<Partial<Record<string, CommandEntry>>> = {};
+export const COMMANDS: Readonly<Partial<Record<string, CommandEntry>>> = {
+  evaluate: {
+    summary: 'Dice and MSSEG lesion-wise scores of a prediction vs a reference (or a batch CSV)',
+    load: () => import('./evaluate.ts'),
+  },
+};
