@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { Hl7Message } from '@medplum/core';
-import { Hl7Client, Hl7Server } from '@medplum/hl7';
+import { Hl7Client, Hl7Server, type Hl7MessageEvent } from '@medplum/hl7';
 import { isDomainError } from '../../domain/errors.ts';
 import { SILENT_LOGGER } from '../../domain/ports/logger.port.ts';
 import { submitOrder } from '../../domain/use-cases/submit-order.ts';
@@ -167,7 +167,7 @@ describe('ORU^R01 to a real MLLP peer through the outbox', () => {
   before(async () => {
     port = await freePort();
     peer = new Hl7Server((connection) => {
-      connection.addEventListener('message', ({ message }) => {
+      connection.addEventListener('message', ({ message }: Hl7MessageEvent) => {
         received.push(message.toString());
         const how = script.shift() ?? 'AA';
         if (how === 'silent') return;
