@@ -1,0 +1,245 @@
+/**
+ * The composition root (the only module importing both api/ and adapters/): builds the adapters the
+ * configuration asks for, binds the use cases to them, and creates the HTTP app. Tests pass overrides
+ * (another pipeline, a store they hold, a clock …); everything not overridden is the real adapter.
+ *
+ *   const c = await compose(loadConfig());
+ *   c.startWorker();             // consume the queue in this process
+ *   http.createServer(c.app)     // serve the API
+ *   await c.close();             // stop the worker (grace period), close queue and store
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Express } from 'express';
+import { Registry } from 'prom-client';
+import type { Config } from './config.ts';
+import { createApp } from './api/app.ts';
+import type { ApiUseCases } from './api/use-cases.ts';
+import type { RouteTable } from './api/http.ts';
+import { FsArtifactStore } from './adapters/artifacts/fs/fs-artifact-store.ts';
+import { systemClock } from './adapters/clock/system-clock.ts';
+import { basicAuth, httpProbe } from './adapters/health/http-probe.ts';
+import { createLogger } from './adapters/logging/logger.ts';
+import { createPrometheusMetrics } from './adapters/metrics/prometheus.ts';
+import { openModelRegistry, type FsModelRegistry } from './adapters/models/fs-registry.ts';
+import { BullMqJobQueue } from './adapters/queue/bullmq/bullmq-queue.ts';
+import { InProcessJobQueue } from './adapters/queue/in-process/in-process-queue.ts';
+import { PostgresAnalysisStore } from './adapters/store/postgres/postgres-store.ts';
+import { SqliteAnalysisStore } from './adapters/store/sqlite/sqlite-store.ts';
+import { DomainError } from './domain/errors.ts';
+import type { AnalysisStore } from './domain/ports/analysis-store.port.ts';
+import type { ArtifactStore } from './domain/ports/artifact-store.port.ts';
+import type { Authenticator } from './domain/ports/authenticator.port.ts';
+import type { Clock } from './domain/ports/clock.port.ts';
+import type { JobQueue } from './domain/ports/job-queue.port.ts';
+import type { Logger } from './domain/ports/logger.port.ts';
+import { getAnalysis, getArtifact, listAnalyses } from './domain/use-cases/analyses.ts';
+import { checkReadiness, type ReadinessCheck } from './domain/use-cases/readiness.ts';
+import { runAnalysis, type AnalysisPipeline, type RunOutcome } from './domain/use-cases/run-analysis.ts';
+import { submitOrder } from './domain/use-cases/submit-order.ts';
+import { startWorker, type Worker } from './domain/use-cases/worker.ts';
+
+export const VERSION = (
+  JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+export interface Overrides {
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+  readonly store?: AnalysisStore;
+  readonly queue?: JobQueue;
+  readonly artifacts?: ArtifactStore;
+  /** The analysis pipeline run for each job (default: the one assembled from the configured adapters). */
+  readonly pipeline?: AnalysisPipeline;
+  readonly authenticator?: Authenticator;
+  readonly registry?: Registry;
+  /** Further readiness checks (FHIR server, MLLP peer …). */
+  readonly readinessChecks?: readonly ReadinessCheck[];
+  /** Further REST routes by operationId (FHIR, HL7 …). */
+  readonly routes?: readonly RouteTable[];
+  /** STOW-RS receiver (absent: POST /dicomweb/studies answers STOW.NOT_AVAILABLE). */
+  readonly receiveInstances?: ApiUseCases['receiveInstances'];
+}
+
+export interface ServiceUseCases extends ApiUseCases {
+  /** Runs one analysis now in this process (the worker's job; the CLI's `analyze`). */
+  runAnalysis(analysisId: string, signal?: AbortSignal): Promise<RunOutcome>;
+}
+
+export interface Composition {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly store: AnalysisStore;
+  readonly queue: JobQueue;
+  readonly artifacts: ArtifactStore;
+  readonly useCases: ServiceUseCases;
+  /** The full API (role api/all). */
+  readonly app: Express;
+  /** Health, readiness and metrics only (role worker's listener). */
+  readonly opsApp: Express;
+  readonly workerId: string;
+  /** Starts consuming the queue in this process (once). */
+  startWorker(): Worker;
+  /** Stops the worker (within its grace period) and closes queue and store. Idempotent. */
+  close(): Promise<void>;
+}
+
+async function openStore(config: Config): Promise<AnalysisStore> {
+  if (config.store.kind === 'postgres')
+    return PostgresAnalysisStore.open({
+      connectionString: config.store.postgresUrl ?? '',
+      schema: config.store.postgresSchema,
+    });
+  return new SqliteAnalysisStore({ path: config.store.sqlitePath });
+}
+
+function openQueue(config: Config, logger: Logger): JobQueue {
+  const onError = (analysisId: string, e: unknown): void => {
+    logger.error({ analysisId, err: e instanceof Error ? e.message : String(e) }, 'job delivery failed');
+  };
+  if (config.queue.kind === 'bullmq')
+    return new BullMqJobQueue({
+      redisUrl: config.queue.redisUrl ?? '',
+      prefix: config.queue.prefix,
+      queueName: config.queue.name,
+      onError,
+    });
+  return new InProcessJobQueue({ onError });
+}
+
+/** Until the analysis pipeline is assembled (domain/use-cases/analyze-study.ts), jobs say so. */
+const unassembledPipeline: AnalysisPipeline = () =>
+  Promise.reject(
+    new DomainError('PIPELINE.NOT_CONFIGURED', 'no analysis pipeline is configured in this build', {
+      issueType: 'not-supported',
+    }),
+  );
+
+export async function compose(config: Config, overrides: Overrides = {}): Promise<Composition> {
+  const logger = overrides.logger ?? createLogger({ level: config.log.level, base: { role: config.role } });
+  const clock = overrides.clock ?? systemClock;
+  const registry = overrides.registry ?? new Registry();
+  const store = overrides.store ?? (await openStore(config));
+  const queue = overrides.queue ?? openQueue(config, logger);
+  const artifacts = overrides.artifacts ?? new FsArtifactStore(config.artifacts.dir);
+  const metrics = createPrometheusMetrics({ registry, store, queue, logger });
+  const workerId = config.worker.id ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const pipeline = overrides.pipeline ?? unassembledPipeline;
+
+  let models: Promise<FsModelRegistry> | undefined;
+  const modelRegistry = (): Promise<FsModelRegistry> => {
+    models ??= openModelRegistry({
+      roots: [config.models.dir],
+      ...(config.models.defaultLesionModel === undefined
+        ? {}
+        : { defaults: { 'ms-lesion-segmentation': config.models.defaultLesionModel } }),
+    });
+    return models;
+  };
+
+  const checks: ReadinessCheck[] = [
+    { name: 'store', check: () => store.ping() },
+    { name: 'queue', check: () => queue.ping() },
+    { name: 'artifacts', check: () => artifacts.ping() },
+    {
+      name: 'models',
+      async check() {
+        const r = await modelRegistry();
+        if (r.refused.length > 0)
+          throw new Error(
+            `refused models: ${r.refused.map((m) => `${m.modelId} (${m.error.code})`).join(', ')}`,
+          );
+      },
+    },
+    ...(config.pacs === undefined
+      ? []
+      : [
+          httpProbe({
+            name: 'pacs',
+            url: `${config.pacs.dicomWebUrl}/studies?limit=1`,
+            headers: {
+              accept: 'application/dicom+json',
+              ...(config.pacs.username === undefined || config.pacs.password === undefined
+                ? {}
+                : { authorization: basicAuth(config.pacs.username, config.pacs.password) }),
+            },
+          }),
+        ]),
+    ...(overrides.readinessChecks ?? []),
+  ];
+
+  const runDeps = {
+    store,
+    artifacts,
+    clock,
+    logger,
+    metrics,
+    pipeline,
+    workerId,
+    leaseMs: config.worker.leaseMs,
+    maxAttempts: config.worker.maxAttempts,
+    retryBaseMs: config.worker.retryBaseMs,
+    retryMaxMs: config.worker.retryMaxMs,
+  };
+  const useCases: ServiceUseCases = {
+    submitOrder: (order) => submitOrder({ store, queue, clock, logger }, order),
+    getAnalysis: (id) => getAnalysis({ store }, id),
+    listAnalyses: (query) => listAnalyses({ store }, query),
+    getArtifact: (id, name) => getArtifact({ store, artifacts }, id, name),
+    readiness: () => checkReadiness({ clock, checks }, config.readiness.timeoutMs),
+    runAnalysis: (id, signal) => runAnalysis(runDeps, id, signal),
+    ...(overrides.receiveInstances === undefined ? {} : { receiveInstances: overrides.receiveInstances }),
+  };
+  const appOptions = {
+    logger,
+    version: VERSION,
+    registry,
+    jsonLimitBytes: config.http.jsonLimitBytes,
+    stowMaxBytes: config.http.stowMaxBytes,
+    validateResponses: config.http.validateResponses,
+    ...(overrides.authenticator === undefined ? {} : { authenticator: overrides.authenticator }),
+    ...(overrides.routes === undefined ? {} : { routes: overrides.routes }),
+  };
+  const app = createApp(useCases, appOptions);
+  const opsApp = createApp(useCases, { ...appOptions, opsOnly: true });
+
+  let worker: Worker | undefined;
+  let closing: Promise<void> | undefined;
+  return {
+    config,
+    logger,
+    registry,
+    store,
+    queue,
+    artifacts,
+    useCases,
+    app,
+    opsApp,
+    workerId,
+    startWorker() {
+      if (worker !== undefined) return worker;
+      worker = startWorker({
+        store,
+        queue,
+        clock,
+        logger,
+        run: (id, signal) => runAnalysis(runDeps, id, signal),
+        concurrency: config.worker.concurrency,
+        sweepIntervalMs: config.worker.sweepIntervalMs,
+        staleQueuedMs: config.worker.staleQueuedMs,
+      });
+      logger.info({ workerId, concurrency: config.worker.concurrency }, 'worker started');
+      return worker;
+    },
+    close() {
+      closing ??= (async () => {
+        if (worker !== undefined) await worker.stop(config.worker.shutdownGraceMs);
+        if (overrides.queue === undefined) await queue.close();
+        if (overrides.store === undefined) await store.close();
+      })();
+      return closing;
+    },
+  };
+}
