@@ -7,7 +7,7 @@
  * `*` as resource type matches every type. Only the `system` context (backend services) grants access here.
  */
 
-export interface Principal {
+export interface VerifiedToken {
   /** `sub` claim (for backend services: the client). */
   readonly subject: string;
   /** `client_id` / `azp` / `sub`. */
@@ -20,10 +20,10 @@ export interface Principal {
 
 export interface TokenVerifier {
   /**
-   * The principal of a valid token. Throws DomainError AUTH.INVALID_TOKEN (issue type `login`: bad signature,
+   * The claims of a valid token. Throws DomainError AUTH.INVALID_TOKEN (issue type `login`: bad signature,
    * issuer, audience, expired, malformed) or AUTH.UNAVAILABLE (`transient`: the JWKS cannot be fetched).
    */
-  verify(token: string): Promise<Principal>;
+  verify(token: string): Promise<VerifiedToken>;
 }
 
 export type Permission = 'c' | 'r' | 'u' | 'd' | 's';
