@@ -64,7 +64,13 @@ export interface Config {
     /** Default lesion model id (else the only installed lesion model). */
     readonly defaultLesionModel?: string;
   };
-  readonly inference: { readonly host: string; readonly port: number };
+  readonly inference: {
+    readonly host: string;
+    readonly port: number;
+    readonly provider: 'cpu' | 'cuda';
+    readonly cudaFallback: 'cpu' | 'fail';
+    readonly maxInFlight: number;
+  };
   readonly readiness: { readonly timeoutMs: number };
   readonly log: { readonly level: LogLevel };
 }
@@ -159,6 +165,19 @@ export const FIELDS: readonly Field[] = [
   { path: 'models.defaultLesionModel', env: 'MSLESION_DEFAULT_MODEL', type: str },
   { path: 'inference.host', env: 'MSLESION_INFERENCE_HOST', type: str, default: '0.0.0.0' },
   { path: 'inference.port', env: 'MSLESION_INFERENCE_PORT', type: int(0, 65535), default: 8500 },
+  {
+    path: 'inference.provider',
+    env: 'MSLESION_INFERENCE_PROVIDER',
+    type: { kind: 'enum', values: ['cpu', 'cuda'] },
+    default: 'cpu',
+  },
+  {
+    path: 'inference.cudaFallback',
+    env: 'MSLESION_INFERENCE_CUDA_FALLBACK',
+    type: { kind: 'enum', values: ['cpu', 'fail'] },
+    default: 'fail',
+  },
+  { path: 'inference.maxInFlight', env: 'MSLESION_INFERENCE_MAX_IN_FLIGHT', type: int(1, 256), default: 4 },
   { path: 'readiness.timeoutMs', env: 'MSLESION_READINESS_TIMEOUT_MS', type: int(50), default: 3000 },
   {
     path: 'log.level',
