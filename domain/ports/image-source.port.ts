@@ -62,6 +62,8 @@ export interface ImageSlice {
   /** 1-based frame number inside a multi-frame instance. */
   readonly frameNumber?: number;
   readonly instanceNumber?: number;
+  /** FrameOfReferenceUID of the plane (derived objects such as DICOM SEG reference it). */
+  readonly frameOfReferenceUid?: string;
   readonly imagePositionPatient: Vec3;
   /** Row direction cosines then column direction cosines (DICOM order). */
   readonly imageOrientationPatient: readonly [number, number, number, number, number, number];
