@@ -2,7 +2,7 @@
 Runs an ONNX graph of the ops nnU-Net-style networks use with plain torch functions (eager, CPU), so the
 reference sliding window and the torch side of the benchmark execute *the same network* as onnxruntime does,
 weights read from the ONNX file. Supported ops: Conv, ConvTranspose, InstanceNormalization, BatchNormalization,
-LeakyRelu, Relu, Sigmoid, Softmax, Concat, Add, Mul, Identity, Constant.
+LeakyRelu, Relu, Sigmoid, Softmax, Concat, Add, Sub, Mul, Div, Identity, Constant.
 """
 import numpy as np
 import onnx
@@ -73,8 +73,12 @@ class OnnxTorch:
                 y = torch.cat(ins, a['axis'])
             elif op == 'Add':
                 y = ins[0] + ins[1]
+            elif op == 'Sub':
+                y = ins[0] - ins[1]
             elif op == 'Mul':
                 y = ins[0] * ins[1]
+            elif op == 'Div':
+                y = ins[0] / ins[1]
             elif op == 'Identity':
                 y = ins[0]
             elif op == 'Constant':
