@@ -18,6 +18,8 @@ import { createApp } from './api/app.ts';
 import type { ApiUseCases } from './api/use-cases.ts';
 import type { RouteTable } from './api/http.ts';
 import { FsArtifactStore } from './adapters/artifacts/fs/fs-artifact-store.ts';
+import { FolderImageSource } from './adapters/dicom/folder-source.ts';
+import { loadSeriesRules } from './adapters/dicom/series-rules-file.ts';
 import { systemClock } from './adapters/clock/system-clock.ts';
 import { basicAuth, httpProbe } from './adapters/health/http-probe.ts';
 import { createLogger } from './adapters/logging/logger.ts';
@@ -32,9 +34,11 @@ import type { AnalysisStore } from './domain/ports/analysis-store.port.ts';
 import type { ArtifactStore } from './domain/ports/artifact-store.port.ts';
 import type { Authenticator } from './domain/ports/authenticator.port.ts';
 import type { Clock } from './domain/ports/clock.port.ts';
+import type { ImageSource } from './domain/ports/image-source.port.ts';
 import type { JobQueue } from './domain/ports/job-queue.port.ts';
 import type { Logger } from './domain/ports/logger.port.ts';
 import { getAnalysis, getArtifact, listAnalyses } from './domain/use-cases/analyses.ts';
+import { ingestionPipeline } from './domain/use-cases/ingest-study.ts';
 import { checkReadiness, type ReadinessCheck } from './domain/use-cases/readiness.ts';
 import { runAnalysis, type AnalysisPipeline, type RunOutcome } from './domain/use-cases/run-analysis.ts';
 import { submitOrder } from './domain/use-cases/submit-order.ts';
@@ -52,6 +56,8 @@ export interface Overrides {
   readonly artifacts?: ArtifactStore;
   /** The analysis pipeline run for each job (default: the one assembled from the configured adapters). */
   readonly pipeline?: AnalysisPipeline;
+  /** Where studies are read from (default: the configured PACS, else the configured DICOM folder). */
+  readonly imageSource?: ImageSource;
   readonly authenticator?: Authenticator;
   readonly registry?: Registry;
   /** Further readiness checks (FHIR server, MLLP peer …). */
@@ -105,14 +111,20 @@ function openQueue(config: Config, logger: Logger): JobQueue {
       prefix: config.queue.prefix,
       queueName: config.queue.name,
       onError,
+      lockMs: Math.min(30_000, Math.max(1000, config.worker.leaseMs)),
     });
   return new InProcessJobQueue({ onError });
 }
 
-/** Until the analysis pipeline is assembled (domain/use-cases/analyze-study.ts), jobs say so. */
-const unassembledPipeline: AnalysisPipeline = () =>
+function openImageSource(config: Config): ImageSource | undefined {
+  if (config.dicomFolder !== undefined) return new FolderImageSource(config.dicomFolder);
+  return undefined;
+}
+
+/** Without an image source, every job fails saying so (the API still accepts and stores orders). */
+const noImageSource: AnalysisPipeline = () =>
   Promise.reject(
-    new DomainError('PIPELINE.NOT_CONFIGURED', 'no analysis pipeline is configured in this build', {
+    new DomainError('PACS.NOT_CONFIGURED', 'no PACS (MSLESION_PACS_URL) or DICOM folder is configured', {
       issueType: 'not-supported',
     }),
   );
@@ -122,11 +134,33 @@ export async function compose(config: Config, overrides: Overrides = {}): Promis
   const clock = overrides.clock ?? systemClock;
   const registry = overrides.registry ?? new Registry();
   const store = overrides.store ?? (await openStore(config));
-  const queue = overrides.queue ?? openQueue(config, logger);
+  let queue: JobQueue | undefined;
+  try {
+    queue = overrides.queue ?? openQueue(config, logger);
+    return await assemble(config, overrides, { logger, clock, registry, store, queue });
+  } catch (e) {
+    // nothing half-open is left behind when composition fails
+    if (overrides.queue === undefined) await queue?.close().catch(() => undefined);
+    if (overrides.store === undefined) await store.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+async function assemble(
+  config: Config,
+  overrides: Overrides,
+  base: { logger: Logger; clock: Clock; registry: Registry; store: AnalysisStore; queue: JobQueue },
+): Promise<Composition> {
+  const { logger, clock, registry, store, queue } = base;
   const artifacts = overrides.artifacts ?? new FsArtifactStore(config.artifacts.dir);
   const metrics = createPrometheusMetrics({ registry, store, queue, logger });
   const workerId = config.worker.id ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  const pipeline = overrides.pipeline ?? unassembledPipeline;
+  const images = overrides.imageSource ?? openImageSource(config);
+  const pipeline =
+    overrides.pipeline ??
+    (images === undefined
+      ? noImageSource
+      : ingestionPipeline({ images, rules: await loadSeriesRules(config.seriesRulesPath) }));
 
   let models: Promise<FsModelRegistry> | undefined;
   const modelRegistry = (): Promise<FsModelRegistry> => {

@@ -59,6 +59,10 @@ export interface Config {
     readonly password?: string;
     readonly timeoutMs: number;
   };
+  /** A folder of DICOM files used as the image source when no PACS is configured (demo, research). */
+  readonly dicomFolder?: string;
+  /** Site series-classification rules (JSON) applied over the bundled defaults. */
+  readonly seriesRulesPath?: string;
   readonly models: {
     readonly dir: string;
     /** Default lesion model id (else the only installed lesion model). */
@@ -156,6 +160,8 @@ export const FIELDS: readonly Field[] = [
   { path: 'pacs.username', env: 'MSLESION_PACS_USERNAME', type: str },
   { path: 'pacs.password', env: 'MSLESION_PACS_PASSWORD', type: str, secret: true },
   { path: 'pacs.timeoutMs', env: 'MSLESION_PACS_TIMEOUT_MS', type: int(100), default: 60_000 },
+  { path: 'dicomFolder', env: 'MSLESION_DICOM_FOLDER', type: { kind: 'path' } },
+  { path: 'seriesRulesPath', env: 'MSLESION_SERIES_RULES', type: { kind: 'path' } },
   {
     path: 'models.dir',
     env: 'MSLESION_MODELS_DIR',

@@ -88,6 +88,10 @@ describe('REST API', () => {
     assert.fail(`analysis ${id} never reached ${status}`);
   }
 
+  it('has a handler for every operation of the contract', () => {
+    assert.deepEqual((c.app as { unhandledOperations?: string[] }).unhandledOperations, []);
+  });
+
   it('answers health with the version, and a request id', async () => {
     const r = await s.call('getHealth', '/healthz', { headers: { 'x-request-id': 'req-123' } });
     assert.equal(r.status, 200);

@@ -65,7 +65,10 @@ function isPublic(op: Operation): boolean {
   return op.security.length === 0 || op.security.some((s) => Object.keys(s).length === 0);
 }
 
-export function createApp(useCases: ApiUseCases, options: AppOptions): express.Express {
+export function createApp(
+  useCases: ApiUseCases,
+  options: AppOptions,
+): express.Express & { readonly unhandledOperations: readonly string[] } {
   const contract = options.contract ?? loadContract();
   const log = options.logger;
   const registry = options.registry ?? new Registry();
@@ -113,11 +116,22 @@ export function createApp(useCases: ApiUseCases, options: AppOptions): express.E
       contract.operation(id); // a handler must be in the contract
       routes.set(id, r);
     }
+  // An operation of the contract without a handler answers 501 REQUEST.NOT_IMPLEMENTED (and is listed in
+  // unhandledOperations(); the API tests require that list to be empty for the composed app).
+  const unhandled = contract.operations.filter((op) => !routes.has(op.operationId)).map((o) => o.operationId);
+  if (options.opsOnly !== true && unhandled.length > 0)
+    log.warn({ operations: unhandled }, 'contract operations without a handler answer 501');
+  if (options.opsOnly !== true)
+    for (const id of unhandled)
+      routes.set(id, {
+        handler: () =>
+          Promise.reject(
+            new DomainError('REQUEST.NOT_IMPLEMENTED', `operation ${id} is not implemented by this build`, {
+              issueType: 'not-supported',
+            }),
+          ),
+      });
   const served = contract.operations.filter((op) => routes.has(op.operationId));
-  if (options.opsOnly !== true) {
-    const missing = contract.operations.filter((op) => !routes.has(op.operationId)).map((o) => o.operationId);
-    if (missing.length > 0) throw new Error(`operations without a handler: ${missing.join(', ')}`);
-  }
 
   const app = express();
   app.disable('x-powered-by');
@@ -351,5 +365,5 @@ export function createApp(useCases: ApiUseCases, options: AppOptions): express.E
     sendError(res, res.locals.operation as Operation | undefined, e);
   });
 
-  return app;
+  return Object.assign(app, { unhandledOperations: unhandled });
 }

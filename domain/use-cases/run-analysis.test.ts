@@ -115,7 +115,7 @@ describe('runAnalysis', () => {
     );
   });
 
-  it('records a DomainError code, keeps findings recorded before the failure, wraps other errors', async () => {
+  it('records a DomainError code and its findings, keeps findings recorded before the failure, wraps other errors', async () => {
     const a = await newAnalysis();
     const out = await runAnalysis(
       deps(async (ctx) => {
@@ -136,6 +136,23 @@ describe('runAnalysis', () => {
     });
     assert.equal(failed.status, 'failed');
     assert.equal(failed.findings?.[0].role, 'T1');
+    const c = await newAnalysis();
+    const finding = {
+      seriesInstanceUid: '1.2.7',
+      role: 'OTHER' as const,
+      acquisition: '2D' as const,
+      reason: 'no rule',
+      selected: false,
+    };
+    const noFlair = new DomainError('SERIES.NO_FLAIR', 'none', {
+      issueType: 'business-rule',
+      details: { findings: [finding] },
+    });
+    await runAnalysis(
+      deps(() => Promise.reject(noFlair)),
+      c.id,
+    );
+    assert.deepEqual((await store.get(c.id))?.findings, [finding]);
     const b = await newAnalysis();
     await runAnalysis(
       deps(() => Promise.reject(new TypeError('x is undefined'))),

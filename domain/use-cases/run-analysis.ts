@@ -5,6 +5,7 @@
  * stops writing and its pipeline's signal aborts).
  *
  * Failures: a DomainError's code is recorded as the analysis error; anything else becomes INTERNAL.ERROR.
+ * A DomainError may carry `details.findings` (SeriesFinding[], e.g. SERIES.NO_FLAIR): they are recorded too.
  * Errors with issueType `transient` or `timeout` (an unreachable PACS, say) are retried with an exponential
  * backoff until `maxAttempts`; JOB.TOO_MANY_ATTEMPTS ends an analysis whose runs keep dying.
  */
@@ -227,6 +228,8 @@ export async function runAnalysis(
       return { outcome: 'succeeded', analysis };
     }
     const error = { code: failure.code, message: failure.message };
+    const found = failure.details.findings;
+    const findings = Array.isArray(found) ? { findings: found as SeriesFinding[] } : {};
     if (stopSignal?.aborted === true) {
       const analysis = await write({ status: 'queued', step: 'interrupted', error }, true);
       logger.info(log, 'analysis interrupted by shutdown; requeued');
@@ -236,13 +239,13 @@ export async function runAnalysis(
     const transient = failure.issueType === 'transient' || failure.issueType === 'timeout';
     if (transient && claim.analysis.attempts < deps.maxAttempts) {
       const retryInMs = Math.min(deps.retryMaxMs, deps.retryBaseMs * 2 ** (claim.analysis.attempts - 1));
-      const analysis = await write({ status: 'queued', step: 'waiting to retry', error }, true);
+      const analysis = await write({ status: 'queued', step: 'waiting to retry', error, ...findings }, true);
       logger.warn({ ...log, code: failure.code, retryInMs }, 'transient failure; will retry');
       deps.metrics.runFinished('retry', seconds);
       return { outcome: 'retry', analysis, retryInMs };
     }
     const analysis = await write(
-      { status: 'failed', step: null, finishedAt: clock.now().toISOString(), error },
+      { status: 'failed', step: null, finishedAt: clock.now().toISOString(), error, ...findings },
       true,
     );
     logger.warn({ ...log, code: failure.code, seconds }, 'analysis failed');

@@ -26,6 +26,11 @@ export interface BullMqQueueOptions {
   readonly backoffMs?: number;
   /** Called when a handler throws (for logging). */
   readonly onError?: (analysisId: string, error: unknown) => void;
+  /**
+   * BullMQ's job lock and stalled-job check period (default 30 s): a dead worker's active job goes back to
+   * waiting within about twice this. Keep it near the store's lease.
+   */
+  readonly lockMs?: number;
 }
 
 interface JobData {
@@ -56,6 +61,7 @@ export class BullMqJobQueue implements JobQueue {
   readonly #attempts: number;
   readonly #backoffMs: number;
   readonly #onError: (analysisId: string, error: unknown) => void;
+  readonly #lockMs: number;
   #worker: Worker<JobData> | undefined;
   readonly #active = new Map<string, AbortController>();
 
@@ -66,6 +72,7 @@ export class BullMqJobQueue implements JobQueue {
     this.#attempts = options.attempts ?? 5;
     this.#backoffMs = options.backoffMs ?? 1000;
     this.#onError = options.onError ?? (() => undefined);
+    this.#lockMs = options.lockMs ?? 30_000;
     this.#queue = new Queue<JobData>(this.#name, { connection: this.#connection, prefix: this.#prefix });
     // Connection errors surface through ping/enqueue; an unhandled 'error' event must not crash the process.
     this.#queue.on('error', () => undefined);
@@ -116,7 +123,14 @@ export class BullMqJobQueue implements JobQueue {
           this.#active.delete(id);
         }
       },
-      { connection: this.#connection, prefix: this.#prefix, concurrency: options.concurrency },
+      {
+        connection: this.#connection,
+        prefix: this.#prefix,
+        concurrency: options.concurrency,
+        lockDuration: this.#lockMs,
+        stalledInterval: this.#lockMs,
+        maxStalledCount: 5,
+      },
     );
     worker.on('error', () => undefined);
     this.#worker = worker;
