@@ -28,6 +28,8 @@ options:
   --probabilities P      also write the lesion probability map (float32, FLAIR grid)
   --brain-mask M         brain mask (any grid; resampled onto the FLAIR); default: the non-zero region of a
                          skull-stripped FLAIR
+  --brain-model ID       brain-extraction model for FLAIRs that are not skull-stripped (default: the installed one)
+  --brain-spacing MM     brain-extraction grid spacing (default the model's, 1 mm; 2 = fast mode)
   --no-mirror            no test-time mirroring (≈8× faster, slightly less accurate)
   --threads N            onnxruntime intra-op threads (default: all cores)
   --provider cpu|cuda    execution provider (default cpu); --cuda-fallback cpu|fail (default fail)
@@ -52,6 +54,8 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
         model: { type: 'string' },
         probabilities: { type: 'string' },
         'brain-mask': { type: 'string' },
+        'brain-model': { type: 'string' },
+        'brain-spacing': { type: 'string' },
         'no-mirror': { type: 'boolean', default: false },
         threads: { type: 'string' },
         provider: { type: 'string', default: 'cpu' },
@@ -73,6 +77,8 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
       throw usage('--provider must be cpu or cuda');
     if (values['cuda-fallback'] !== 'cpu' && values['cuda-fallback'] !== 'fail')
       throw usage('--cuda-fallback must be cpu or fail');
+    if (values['brain-spacing'] !== undefined && !(Number(values['brain-spacing']) > 0))
+      throw usage('--brain-spacing must be a positive number of mm');
     if (values.threads !== undefined && !/^[1-9]\d*$/.test(values.threads))
       throw usage('--threads must be a positive integer');
   } catch (e) {
@@ -132,6 +138,10 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
       {
         ...(values.model === undefined ? {} : { modelId: values.model }),
         mirror: !values['no-mirror'],
+        ...(values['brain-model'] === undefined ? {} : { brainModelId: values['brain-model'] }),
+        ...(values['brain-spacing'] === undefined
+          ? {}
+          : { brainExtraction: { spacing: Number(values['brain-spacing']) } }),
         progress: (f, step) => {
           io.progress(`${(100 * f).toFixed(0).padStart(3)} % ${step}`);
         },

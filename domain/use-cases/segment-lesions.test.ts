@@ -24,15 +24,20 @@ import type { ModelManifest } from '../model/manifest.ts';
 import { readNifti } from '../../adapters/nifti/nifti.ts';
 import { openModelRegistry, sha256File, type FsModelRegistry } from '../../adapters/models/fs-registry.ts';
 import { OnnxInferenceEngine } from '../../adapters/onnx/onnx-engine.ts';
-import { FIXTURES, openMs } from '../../test/helpers/fixtures.ts';
+import { FIXTURES, REPO_ROOT, openMs } from '../../test/helpers/fixtures.ts';
+import { maskVolumeMl } from '../preprocess/mask-ops.ts';
 import { segmentLesions } from './segment-lesions.ts';
 
 const code = (c: string) => (e: unknown) => e instanceof DomainError && e.code === c;
 
-async function coarseModels(root: string): Promise<FsModelRegistry> {
+async function coarseModels(
+  root: string,
+  extraRoots: string[] = [],
+  only?: string[],
+): Promise<FsModelRegistry> {
   const edits: Record<string, Partial<ModelManifest>> = {
     'tiny-unet': { spacing: [3, 2.5, 2.5] },
-    'tiny-sigmoid': { spacing: [2.5, 2.5, 2.5], task: 'brain-extraction' },
+    'tiny-sigmoid': { spacing: [2.5, 2.5, 2.5], task: 'testing' },
   };
   for (const [id, edit] of Object.entries(edits)) {
     await cp(join(FIXTURES, 'models', id), join(root, id), { recursive: true });
@@ -43,7 +48,11 @@ async function coarseModels(root: string): Promise<FsModelRegistry> {
     );
     await writeFile(path, JSON.stringify({ ...m, ...edit, variants }));
   }
-  return openModelRegistry({ roots: [root], strict: true });
+  return openModelRegistry({
+    roots: [root, ...extraRoots],
+    strict: true,
+    ...(only === undefined ? {} : { only }),
+  });
 }
 
 async function patient07(): Promise<{ flair: Volume; t2: Volume; t1: Volume }> {
@@ -271,4 +280,33 @@ test('brain mask: resampled when on another grid, extractor when not skull-strip
     ),
     code('INFERENCE.CANCELLED'),
   );
+});
+
+test('a raw clinical FLAIR (not skull-stripped): the brain-extraction model provides the mask', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'seg-'));
+  const engine = new OnnxInferenceEngine({ intraOpThreads: 2 });
+  t.after(async () => {
+    await engine.close();
+    await rm(root, { recursive: true, force: true });
+  });
+  // tiny-unet (coarse) beside the committed brainchop mindgrab model
+  const models = await coarseModels(root, [join(REPO_ROOT, 'models')], ['tiny-unet', 'brain-mindgrab']);
+  const flair = (await readNifti(openMs('longitudinal', 'patient01', 'study1_FLAIR.nii.gz'))).volume;
+  const out = await segmentLesions(
+    { engine, models },
+    { flair },
+    { modelId: 'tiny-unet', mirror: false, brainExtraction: { spacing: 2 } },
+  );
+  assert.equal(out.brainMaskSource, 'extracted');
+  assert.ok(sameGrid(out.mask, flair, 1e-9) && sameGrid(out.brainMask, flair, 1e-9));
+  const ml = maskVolumeMl(out.brainMask);
+  assert.ok(ml > 900 && ml < 2000, `brain ${ml.toFixed(0)} mL`);
+  assert.ok(out.warnings.some((w) => w.startsWith('brain mask by brain-mindgrab')));
+  // lesion voxels only inside the (slightly grown) brain
+  let outside = 0;
+  for (let x = 0; x < out.mask.data.length; x++)
+    if (out.mask.data[x] !== 0 && out.brainMask.data[x] === 0) outside++;
+  let inside = 0;
+  for (const v of out.mask.data) if (v !== 0) inside++;
+  assert.ok(outside <= 0.2 * Math.max(1, inside), `${outside} of ${inside} lesion voxels outside the brain`);
 });

@@ -5,7 +5,8 @@
  *   2. T2 / T1 into the FLAIR grid: through patient coordinates, refined by a rigid (mutual-information)
  *      registration, since series move between acquisitions (skipped when a series already shares the FLAIR grid);
  *   3. brain mask: the given one (resampled label-aware when on another grid); else the non-zero region when the
- *      FLAIR is skull-stripped; else the injected brain extractor;
+ *      FLAIR is skull-stripped; else brain extraction (domain/preprocess/brain-extraction.ts) with the registry's
+ *      brain-extraction model (or an injected extractor);
  *   4. reorientation to the manifest orientation (a voxel permutation, no interpolation), then resampling to the
  *      model spacing when it differs (linear for images, label-aware for the brain mask);
  *   5. per-channel normalisation as the manifest says, brain-box crop, sliding window (domain/inference/);
@@ -40,13 +41,15 @@ import {
 } from '../preprocess/registration.ts';
 import { gridOf, resampleLinear, resampleMask, respacedGrid, type Grid } from '../preprocess/resample.ts';
 import { detectSkullStripped, dilate, fillHoles, largestComponent } from '../preprocess/mask-ops.ts';
+import { extractBrain, type BrainExtractionOptions } from '../preprocess/brain-extraction.ts';
 
 export const LESION_TASK = 'ms-lesion-segmentation';
+export const BRAIN_TASK = 'brain-extraction';
 
 export interface SegmentLesionsDeps {
   readonly engine: InferenceEngine;
   readonly models: ModelRegistry;
-  /** Brain extraction for images that are not skull-stripped (e.g. the brain-extraction model on the FLAIR). */
+  /** Replaces the default brain extraction (extractBrain with the registry's brain-extraction model). */
   readonly extractBrain?: (flair: Volume, signal?: AbortSignal) => Promise<Mask>;
 }
 
@@ -68,6 +71,10 @@ export interface SegmentLesionsOptions {
   readonly refineRegistration?: boolean;
   /** Lesion voxels are kept inside the brain mask grown by this margin (default 2 mm; < 0 keeps everything). */
   readonly brainMarginMm?: number;
+  /** Brain-extraction model (default: the registry's default for 'brain-extraction'). */
+  readonly brainModelId?: string;
+  /** Options of the brain extraction (e.g. { spacing: 2 } for its fast mode). */
+  readonly brainExtraction?: BrainExtractionOptions;
 }
 
 export interface ChannelAlignment {
@@ -177,7 +184,7 @@ function align(
 function nonZeroBrain(flair: Volume): Mask {
   const d = new Uint8Array(flair.data.length);
   for (let x = 0; x < d.length; x++) d[x] = flair.data[x] !== 0 ? 1 : 0;
-  return fillHoles(largestComponent(createVolume(flair.dims, flair.affine, d), 6));
+  return fillHoles(largestComponent(createVolume(flair.dims, flair.affine, d), 6), { slicewise: true });
 }
 
 function sameGridOf(a: Grid, b: Grid): boolean {
@@ -260,12 +267,33 @@ export async function segmentLesions(
       brainMask = binary(await deps.extractBrain(flair, signal));
       if (!sameGrid(brainMask, flair)) brainMask = resampleMask(brainMask, gridOf(flair));
       brainMaskSource = 'extracted';
-    } else
-      throw new DomainError(
-        'PREPROCESS.BRAIN_MASK_REQUIRED',
-        `the FLAIR is not skull-stripped (${stripped.reason}) and no brain extraction is configured: pass a brain mask`,
-        { issueType: 'business-rule' },
+    } else {
+      let brainModel: ModelManifest;
+      try {
+        brainModel =
+          options.brainModelId === undefined
+            ? deps.models.defaultFor(BRAIN_TASK)
+            : deps.models.get(options.brainModelId);
+      } catch (e) {
+        throw new DomainError(
+          'PREPROCESS.BRAIN_MASK_REQUIRED',
+          `the FLAIR is not skull-stripped (${stripped.reason}) and no brain-extraction model is available: pass a brain mask`,
+          { issueType: 'business-rule', cause: e },
+        );
+      }
+      const variant0 = brainModel.variants[0];
+      const extracted = await extractBrain(
+        flair,
+        deps.engine,
+        { manifest: brainModel, artifact: deps.models.artifact(brainModel.id, variant0.id) },
+        options.brainExtraction ?? {},
       );
+      brainMask = extracted.mask;
+      brainMaskSource = 'extracted';
+      warnings.push(
+        `brain mask by ${brainModel.id} ${brainModel.version} (${extracted.volumeMl.toFixed(0)} mL): the FLAIR is not skull-stripped`,
+      );
+    }
   }
   let brainVoxels = 0;
   for (const v of brainMask.data) if (v !== 0) brainVoxels++;
