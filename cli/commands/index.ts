@@ -23,9 +23,17 @@ export const COMMANDS: Readonly<Partial<Record<string, CommandEntry>>> = {
     summary: 'Dice and MSSEG lesion-wise scores of a prediction vs a reference (or a batch CSV)',
     load: () => import('./evaluate.ts'),
   },
+  longitudinal: {
+    summary:
+      'Lesion change (new / enlarged / …) between a prior and a current exam: change mask, table, summary',
+    load: () => import('./longitudinal.ts'),
+  },
   segment: {
     summary: 'Lesion mask (and probabilities) on the FLAIR grid from NIfTI FLAIR [+ T2, T1]',
     load: () => import('./segment.ts'),
   },
-  serve: { summary: 'Run the service: --role api|worker|inference|all (default all)', load: () => import('./serve.ts') },
+  serve: {
+    summary: 'Run the service: --role api|worker|inference|all (default all)',
+    load: () => import('./serve.ts'),
+  },
 };
