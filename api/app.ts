@@ -19,6 +19,7 @@ import { fromHttpError, httpStatusOf, toOperationOutcome } from './errors.ts';
 import type { ApiRequest, ApiResponse, RouteTable } from './http.ts';
 import { analysisRoutes } from './routes/analyses.ts';
 import { dicomwebRoutes } from './routes/dicomweb.ts';
+import { fhirRoutes, type FhirRouteDeps } from './routes/fhir.ts';
 import { systemRoutes } from './routes/system.ts';
 import type { ApiUseCases } from './use-cases.ts';
 
@@ -37,6 +38,8 @@ export interface AppOptions {
   readonly validateResponses?: boolean;
   /** Serve only the system operations (health, readiness, metrics, contract): the worker role's listener. */
   readonly opsOnly?: boolean;
+  /** The FHIR API's mapping, audit log and study check (absent: FHIR operations answer FHIR.NOT_CONFIGURED). */
+  readonly fhir?: Omit<FhirRouteDeps, 'useCases'>;
   /** Further routes by operationId (FHIR, HL7 …), merged with the built-in ones. */
   readonly routes?: readonly RouteTable[];
   readonly contract?: Contract;
@@ -107,6 +110,7 @@ export function createApp(
     tables.push(
       analysisRoutes(useCases),
       dicomwebRoutes(useCases, options.stowMaxBytes ?? 512 * MiB),
+      fhirRoutes({ useCases, ...options.fhir }),
       ...(options.routes ?? []),
     );
   const routes = new Map<string, RouteTable[string]>();

@@ -199,6 +199,215 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/fhir/metadata': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The CapabilityStatement of the service's FHIR R4 API. */
+    get: operations['fhirMetadata'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/fhir/ServiceRequest': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Order an analysis with a FHIR ServiceRequest.
+     * @description An imaging-analysis order (code LOINC 24590-2 or the local ms-lesion-analysis) for a Patient
+     *     (`subject`), referencing the ImagingStudy to analyse in `supportingInfo` by its Study Instance UID
+     *     (identifier system urn:dicom:uid), optionally a prior study. The identifier (typed PLAC, else the
+     *     first) is the placer order number: a repeated identifier returns the existing order (200) and starts
+     *     nothing new. Invalid resources are refused with a coded OperationOutcome (FHIR.*, ORDER.*).
+     */
+    post: operations['fhirCreateServiceRequest'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/fhir/ServiceRequest/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** An accepted order as a ServiceRequest (id = analysis id). */
+    get: operations['fhirReadServiceRequest'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/fhir/Observation': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Search result Observations by subject, code and date.
+     * @description Over the results of succeeded analyses of one patient: `subject` (or `patient`) = `Patient/<id>` for
+     *     orders that referenced a FHIR Patient, or `subject:identifier` (`patient:identifier`) = `system|value`
+     *     for orders that carried a patient identifier (HL7 PID-3, REST). Answers a searchset Bundle.
+     */
+    get: operations['fhirSearchObservation'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/fhir/Observation/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A result Observation. */
+    get: operations['fhirReadObservation'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/fhir/DiagnosticReport': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Search DiagnosticReports by subject (code, date).
+     * @description Over the results of succeeded analyses of one patient: `subject` (or `patient`) = `Patient/<id>` for
+     *     orders that referenced a FHIR Patient, or `subject:identifier` (`patient:identifier`) = `system|value`
+     *     for orders that carried a patient identifier (HL7 PID-3, REST). Answers a searchset Bundle.
+     */
+    get: operations['fhirSearchDiagnosticReport'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/fhir/DiagnosticReport/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A DiagnosticReport. */
+    get: operations['fhirReadDiagnosticReport'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/fhir/ImagingStudy': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Search analysed ImagingStudies by subject.
+     * @description Over the results of succeeded analyses of one patient: `subject` (or `patient`) = `Patient/<id>` for
+     *     orders that referenced a FHIR Patient, or `subject:identifier` (`patient:identifier`) = `system|value`
+     *     for orders that carried a patient identifier (HL7 PID-3, REST). Answers a searchset Bundle.
+     */
+    get: operations['fhirSearchImagingStudy'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/fhir/ImagingStudy/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** An analysed ImagingStudy (id = Study Instance UID). */
+    get: operations['fhirReadImagingStudy'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/fhir/Provenance/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The Provenance of an analysis' results. */
+    get: operations['fhirReadProvenance'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/fhir/CodeSystem/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The local CodeSystem (id mslesion). */
+    get: operations['fhirReadCodeSystem'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -485,6 +694,24 @@ export interface components {
         t1?: components['schemas']['SeriesRef'];
       };
       warnings: string[];
+    };
+    /** @description A FHIR R4 resource (validated against the R4 definitions by the service, not by this schema). */
+    FhirResource: {
+      resourceType: string;
+      id?: string;
+    };
+    /** @description A FHIR R4 searchset Bundle. */
+    FhirBundle: {
+      /** @constant */
+      resourceType: 'Bundle';
+      /** @constant */
+      type: 'searchset';
+      total?: number;
+      entry: {
+        fullUrl?: string;
+        resource: components['schemas']['FhirResource'];
+        search?: Record<string, never>;
+      }[];
     };
     DicomJsonAttribute: {
       vr: string;
@@ -881,6 +1108,310 @@ export interface operations {
       };
       413: components['responses']['TooLarge'];
       415: components['responses']['UnsupportedMediaType'];
+      default: components['responses']['Error'];
+    };
+  };
+  fhirMetadata: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description CapabilityStatement. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/fhir+json': components['schemas']['FhirResource'];
+        };
+      };
+      default: components['responses']['Error'];
+    };
+  };
+  fhirCreateServiceRequest: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/fhir+json': components['schemas']['FhirResource'];
+        'application/json': components['schemas']['FhirResource'];
+      };
+    };
+    responses: {
+      /** @description A repeated order (same identifier); the existing ServiceRequest. */
+      200: {
+        headers: {
+          /** @description URL of the ServiceRequest. */
+          Location?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/fhir+json': components['schemas']['FhirResource'];
+        };
+      };
+      /** @description Accepted; the order as a ServiceRequest (id = analysis id). */
+      201: {
+        headers: {
+          /** @description URL of the ServiceRequest. */
+          Location?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/fhir+json': components['schemas']['FhirResource'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      404: components['responses']['NotFound'];
+      409: components['responses']['Conflict'];
+      413: components['responses']['TooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
+      default: components['responses']['Error'];
+    };
+  };
+  fhirReadServiceRequest: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The resource. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/fhir+json': components['schemas']['FhirResource'];
+        };
+      };
+      404: components['responses']['NotFound'];
+      default: components['responses']['Error'];
+    };
+  };
+  fhirSearchObservation: {
+    parameters: {
+      query?: {
+        subject?: string;
+        patient?: string;
+        'subject:identifier'?: string;
+        'patient:identifier'?: string;
+        /** @description Token search (`system|code`, `code`, comma = or), e.g. `http://snomed.info/sct|118565006`. */
+        code?: string;
+        /** @description Date search with prefix (eq, ne, gt, ge, lt, le), repeatable for a range. */
+        date?: string | string[];
+        _count?: number;
+        _offset?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A searchset Bundle. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/fhir+json': components['schemas']['FhirBundle'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      default: components['responses']['Error'];
+    };
+  };
+  fhirReadObservation: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The resource. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/fhir+json': components['schemas']['FhirResource'];
+        };
+      };
+      404: components['responses']['NotFound'];
+      default: components['responses']['Error'];
+    };
+  };
+  fhirSearchDiagnosticReport: {
+    parameters: {
+      query?: {
+        subject?: string;
+        patient?: string;
+        'subject:identifier'?: string;
+        'patient:identifier'?: string;
+        /** @description Token search (`system|code`, `code`, comma = or), e.g. `http://snomed.info/sct|118565006`. */
+        code?: string;
+        /** @description Date search with prefix (eq, ne, gt, ge, lt, le), repeatable for a range. */
+        date?: string | string[];
+        _count?: number;
+        _offset?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A searchset Bundle. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/fhir+json': components['schemas']['FhirBundle'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      default: components['responses']['Error'];
+    };
+  };
+  fhirReadDiagnosticReport: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The resource. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/fhir+json': components['schemas']['FhirResource'];
+        };
+      };
+      404: components['responses']['NotFound'];
+      default: components['responses']['Error'];
+    };
+  };
+  fhirSearchImagingStudy: {
+    parameters: {
+      query?: {
+        subject?: string;
+        patient?: string;
+        'subject:identifier'?: string;
+        'patient:identifier'?: string;
+        _count?: number;
+        _offset?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A searchset Bundle. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/fhir+json': components['schemas']['FhirBundle'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      default: components['responses']['Error'];
+    };
+  };
+  fhirReadImagingStudy: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The resource. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/fhir+json': components['schemas']['FhirResource'];
+        };
+      };
+      404: components['responses']['NotFound'];
+      default: components['responses']['Error'];
+    };
+  };
+  fhirReadProvenance: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The resource. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/fhir+json': components['schemas']['FhirResource'];
+        };
+      };
+      404: components['responses']['NotFound'];
+      default: components['responses']['Error'];
+    };
+  };
+  fhirReadCodeSystem: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The resource. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/fhir+json': components['schemas']['FhirResource'];
+        };
+      };
+      404: components['responses']['NotFound'];
       default: components['responses']['Error'];
     };
   };
