@@ -18,7 +18,13 @@ import { readNifti, writeNifti } from '../../adapters/nifti/nifti.ts';
 import { openModelRegistry } from '../../adapters/models/fs-registry.ts';
 import { OnnxInferenceEngine } from '../../adapters/onnx/onnx-engine.ts';
 import { KServeInferenceClient } from '../../adapters/onnx/remote/kserve-client.ts';
-import type { CommandIo } from './index.ts';
+
+/** The CommandIo of cli/commands/index.ts (declared here so this module does not import the command table back). */
+export interface SegmentIo {
+  out(line: string): void;
+  err(line: string): void;
+  progress(line: string): void;
+}
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -41,7 +47,7 @@ function usage(message: string): DomainError {
   return new DomainError('CLI.USAGE', message, { issueType: 'invalid' });
 }
 
-export async function run(argv: string[], io: CommandIo): Promise<number> {
+export async function run(argv: string[], io: SegmentIo): Promise<number> {
   let values;
   try {
     values = parseArgs({
