@@ -19,6 +19,9 @@ import type { ApiUseCases } from './api/use-cases.ts';
 import type { RouteTable } from './api/http.ts';
 import { FsArtifactStore } from './adapters/artifacts/fs/fs-artifact-store.ts';
 import { FolderImageSource } from './adapters/dicom/folder-source.ts';
+import { FsDicomInbox } from './adapters/dicom/inbox.ts';
+import { DicomWebImageSource } from './adapters/dicomweb/dicomweb-source.ts';
+import { FallbackImageSource } from './adapters/images/fallback-source.ts';
 import { loadSeriesRules } from './adapters/dicom/series-rules-file.ts';
 import { systemClock } from './adapters/clock/system-clock.ts';
 import { basicAuth, httpProbe } from './adapters/health/http-probe.ts';
@@ -29,7 +32,6 @@ import { BullMqJobQueue } from './adapters/queue/bullmq/bullmq-queue.ts';
 import { InProcessJobQueue } from './adapters/queue/in-process/in-process-queue.ts';
 import { PostgresAnalysisStore } from './adapters/store/postgres/postgres-store.ts';
 import { SqliteAnalysisStore } from './adapters/store/sqlite/sqlite-store.ts';
-import { DomainError } from './domain/errors.ts';
 import type { AnalysisStore } from './domain/ports/analysis-store.port.ts';
 import type { ArtifactStore } from './domain/ports/artifact-store.port.ts';
 import type { Authenticator } from './domain/ports/authenticator.port.ts';
@@ -56,7 +58,10 @@ export interface Overrides {
   readonly artifacts?: ArtifactStore;
   /** The analysis pipeline run for each job (default: the one assembled from the configured adapters). */
   readonly pipeline?: AnalysisPipeline;
-  /** Where studies are read from (default: the configured PACS, else the configured DICOM folder). */
+  /**
+   * Where studies are read from (default: the STOW-RS inbox, then the configured PACS, then the configured
+   * DICOM folder — the first that has the study).
+   */
   readonly imageSource?: ImageSource;
   readonly authenticator?: Authenticator;
   readonly registry?: Registry;
@@ -116,18 +121,21 @@ function openQueue(config: Config, logger: Logger): JobQueue {
   return new InProcessJobQueue({ onError });
 }
 
-function openImageSource(config: Config): ImageSource | undefined {
-  if (config.dicomFolder !== undefined) return new FolderImageSource(config.dicomFolder);
-  return undefined;
+function openImageSource(config: Config, inbox: FsDicomInbox): ImageSource {
+  const sources: ImageSource[] = [inbox.imageSource()];
+  if (config.pacs !== undefined)
+    sources.push(
+      new DicomWebImageSource({
+        url: config.pacs.dicomWebUrl,
+        timeoutMs: config.pacs.timeoutMs,
+        ...(config.pacs.username === undefined || config.pacs.password === undefined
+          ? {}
+          : { auth: { username: config.pacs.username, password: config.pacs.password } }),
+      }),
+    );
+  if (config.dicomFolder !== undefined) sources.push(new FolderImageSource(config.dicomFolder));
+  return new FallbackImageSource(sources);
 }
-
-/** Without an image source, every job fails saying so (the API still accepts and stores orders). */
-const noImageSource: AnalysisPipeline = () =>
-  Promise.reject(
-    new DomainError('PACS.NOT_CONFIGURED', 'no PACS (MSLESION_PACS_URL) or DICOM folder is configured', {
-      issueType: 'not-supported',
-    }),
-  );
 
 export async function compose(config: Config, overrides: Overrides = {}): Promise<Composition> {
   const logger = overrides.logger ?? createLogger({ level: config.log.level, base: { role: config.role } });
@@ -155,12 +163,24 @@ async function assemble(
   const artifacts = overrides.artifacts ?? new FsArtifactStore(config.artifacts.dir);
   const metrics = createPrometheusMetrics({ registry, store, queue, logger });
   const workerId = config.worker.id ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  const images = overrides.imageSource ?? openImageSource(config);
+  const inbox = await FsDicomInbox.open(config.inboxDir);
+  const images = overrides.imageSource ?? openImageSource(config, inbox);
   const pipeline =
-    overrides.pipeline ??
-    (images === undefined
-      ? noImageSource
-      : ingestionPipeline({ images, rules: await loadSeriesRules(config.seriesRulesPath) }));
+    overrides.pipeline ?? ingestionPipeline({ images, rules: await loadSeriesRules(config.seriesRulesPath) });
+  const receiveInstances: NonNullable<ApiUseCases['receiveInstances']> =
+    overrides.receiveInstances ??
+    (async (parts) => {
+      const r = await inbox.store(parts);
+      return {
+        instances: r.instances.map((i) => ({
+          stored: i.stored,
+          ...(i.sopClassUid === undefined ? {} : { sopClassUid: i.sopClassUid }),
+          ...(i.sopInstanceUid === undefined ? {} : { sopInstanceUid: i.sopInstanceUid }),
+          ...(i.failureReason === undefined ? {} : { failureReason: i.failureReason }),
+          ...(i.error === undefined ? {} : { error: i.error }),
+        })),
+      };
+    });
 
   let models: Promise<FsModelRegistry> | undefined;
   const modelRegistry = (): Promise<FsModelRegistry> => {
@@ -224,7 +244,7 @@ async function assemble(
     getArtifact: (id, name) => getArtifact({ store, artifacts }, id, name),
     readiness: () => checkReadiness({ clock, checks }, config.readiness.timeoutMs),
     runAnalysis: (id, signal) => runAnalysis(runDeps, id, signal),
-    ...(overrides.receiveInstances === undefined ? {} : { receiveInstances: overrides.receiveInstances }),
+    receiveInstances,
   };
   const appOptions = {
     logger,

@@ -59,7 +59,9 @@ export interface Config {
     readonly password?: string;
     readonly timeoutMs: number;
   };
-  /** A folder of DICOM files used as the image source when no PACS is configured (demo, research). */
+  /** Where STOW-RS uploads are stored (default <dataDir>/inbox); analyses read studies there first. */
+  readonly inboxDir: string;
+  /** A folder of DICOM files used as an image source after the inbox and the PACS (demo, research). */
   readonly dicomFolder?: string;
   /** Site series-classification rules (JSON) applied over the bundled defaults. */
   readonly seriesRulesPath?: string;
@@ -160,6 +162,7 @@ export const FIELDS: readonly Field[] = [
   { path: 'pacs.username', env: 'MSLESION_PACS_USERNAME', type: str },
   { path: 'pacs.password', env: 'MSLESION_PACS_PASSWORD', type: str, secret: true },
   { path: 'pacs.timeoutMs', env: 'MSLESION_PACS_TIMEOUT_MS', type: int(100), default: 60_000 },
+  { path: 'inboxDir', env: 'MSLESION_INBOX_DIR', type: { kind: 'path' } },
   { path: 'dicomFolder', env: 'MSLESION_DICOM_FOLDER', type: { kind: 'path' } },
   { path: 'seriesRulesPath', env: 'MSLESION_SERIES_RULES', type: { kind: 'path' } },
   {
@@ -338,6 +341,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     problems.push('queue.redisUrl (MSLESION_REDIS_URL) is required when queue.kind is bullmq');
   const artifacts = (out.artifacts ?? {}) as Raw;
   artifacts.dir ??= resolve(dataDir, 'artifacts');
+  out.inboxDir ??= resolve(dataDir, 'inbox');
   out.artifacts = artifacts;
   const worker = (out.worker ?? {}) as Raw;
   if (

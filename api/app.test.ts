@@ -299,7 +299,7 @@ describe('REST API', () => {
           body: '--x--',
         },
         400,
-        'STOW.NOT_AVAILABLE',
+        'STOW.NO_INSTANCES',
       ],
     ];
     for (const [op, path, init, status, code] of cases) {
