@@ -6,11 +6,11 @@
 declare module 'dcmjs' {
   export namespace data {
     /** CIELab conversions as DICOM encodes them (L*, a*, b* scaled to 0–65535). */
-    class Colors {
+    namespace Colors {
       /** sRGB with components 0–255 → DICOM-scaled CIELab. */
-      static rgb82DICOMLAB(rgb: readonly number[]): number[];
+      function rgb82DICOMLAB(rgb: readonly number[]): number[];
       /** DICOM-scaled CIELab → sRGB with components 0–255. */
-      static dicomlab2RGB8(lab: readonly number[]): number[];
+      function dicomlab2RGB8(lab: readonly number[]): number[];
     }
   }
 }

@@ -62,8 +62,12 @@ export interface ReportLayout {
   /** Page size in points. */
   readonly pageWidth: number;
   readonly pageHeight: number;
-  /** Where each delineation example was placed (points, top-left origin) and which slice it shows. */
+  /**
+   * Where each delineation example was placed (points, top-left origin): the outlined image (x, y, width,
+   * height), the plain FLAIR above it at `plainY`, and the slice shown.
+   */
   readonly examples: readonly (Box & {
+    readonly plainY: number;
     readonly k: number;
     readonly lesionOutlinePixels: number;
     readonly changeOutlinePixels: number;
@@ -536,7 +540,12 @@ export async function renderReportPdf(input: ReportInput): Promise<RenderedRepor
   const cellW = (A4.width - 2 * MARGIN - labelW - 8 * (n - 1)) / n;
   const captionH = 14;
   const rowsH = footerTop - y - 24 - 2 * captionH;
-  const examples: (Box & { k: number; lesionOutlinePixels: number; changeOutlinePixels: number })[] = [];
+  const examples: (Box & {
+    plainY: number;
+    k: number;
+    lesionOutlinePixels: number;
+    changeOutlinePixels: number;
+  })[] = [];
   const rendered = ks.map((k) => {
     const common = { window: win, scale: 1.6, ...(crop === undefined ? {} : { crop }) };
     return {
@@ -596,6 +605,7 @@ export async function renderReportPdf(input: ReportInput): Promise<RenderedRepor
       page: 1,
       x,
       y: rowY[1],
+      plainY: rowY[0],
       width: w,
       height: h,
       k: r.k,

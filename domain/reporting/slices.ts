@@ -122,41 +122,30 @@ export interface IntensityWindow {
 
 /**
  * Display window of a FLAIR: from the `lowPercentile` to the `highPercentile` of its non-zero voxels
- * (default 0.5 % and 99.7 %, a 4096-bin histogram), so skull-stripped zero background and a few very bright
- * voxels do not compress the brain's grey levels.
+ * (default 0.5 % and 99.7 %; exact order statistics over at most 250 000 evenly strided voxels), so a
+ * skull-stripped zero background and a few very bright voxels do not compress the brain's grey levels.
  */
 export function autoWindow(v: Volume, lowPercentile = 0.5, highPercentile = 99.7): IntensityWindow {
-  let min = Infinity;
-  let max = -Infinity;
   let n = 0;
+  for (let p = 0; p < v.data.length; p++) if (v.data[p] !== 0 && Number.isFinite(v.data[p])) n++;
+  if (n === 0) return { low: 0, high: 1 };
+  const stride = Math.max(1, Math.floor(n / 250_000));
+  const sample = new Float64Array(Math.ceil(n / stride));
+  let seen = 0;
+  let m = 0;
   for (let p = 0; p < v.data.length; p++) {
     const x = v.data[p];
     if (x === 0 || !Number.isFinite(x)) continue;
-    n++;
-    if (x < min) min = x;
-    if (x > max) max = x;
+    if (seen++ % stride === 0 && m < sample.length) sample[m++] = x;
   }
-  if (n === 0 || !(max > min)) return { low: 0, high: n === 0 ? 1 : max + 1 };
-  const bins = 4096;
-  const hist = new Float64Array(bins);
-  const scale = (bins - 1) / (max - min);
-  for (let p = 0; p < v.data.length; p++) {
-    const x = v.data[p];
-    if (x === 0 || !Number.isFinite(x)) continue;
-    hist[Math.round((x - min) * scale)]++;
-  }
-  const at = (pct: number): number => {
-    const target = (pct / 100) * n;
-    let acc = 0;
-    for (let b = 0; b < bins; b++) {
-      acc += hist[b];
-      if (acc >= target) return min + b / scale;
-    }
-    return max;
-  };
+  const sorted = sample.subarray(0, m).sort();
+  const at = (pct: number): number => sorted[Math.min(m - 1, Math.max(0, Math.round((pct / 100) * (m - 1))))];
   const low = at(lowPercentile);
   const high = at(highPercentile);
-  return high > low ? { low, high } : { low: min, high: max };
+  if (high > low) return { low, high };
+  return sorted[m - 1] > sorted[0]
+    ? { low: sorted[0], high: sorted[m - 1] }
+    : { low: sorted[0] - 1, high: sorted[0] + 1 };
 }
 
 /** In-plane bounding box [i0, i1) × [j0, j1) of the non-zero voxels over all slices, or null when empty. */
