@@ -5,6 +5,11 @@
 const BENCHES: Readonly<
   Partial<Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }>>
 > = {
+  'longitudinal-validation': {
+    summary:
+      'lesion-change validation on the two longitudinal patients (gt-derived masks; the model when installed)',
+    load: () => import('./longitudinal-validation.ts'),
+  },
   'connected-components': {
     summary: '3-D labelling vs scipy.ndimage.label, 256×256×180, 6/26-conn',
     load: () => import('./connected-components.ts'),
