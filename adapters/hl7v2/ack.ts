@@ -21,6 +21,7 @@ export const HL7_ERROR = {
   UNSUPPORTED_EVENT: '201^Unsupported event code^HL70357',
   UNSUPPORTED_PROCESSING_ID: '202^Unsupported processing id^HL70357',
   UNSUPPORTED_VERSION: '203^Unsupported version id^HL70357',
+  UNKNOWN_KEY: '204^Unknown key identifier^HL70357',
   DUPLICATE_KEY: '205^Duplicate key identifier^HL70357',
   INTERNAL: '207^Application internal error^HL70357',
 } as const;
@@ -153,8 +154,10 @@ export function problemFromDomainError(e: DomainError): { ack: 'AE' | 'AR'; prob
   const hl7Code: Hl7ErrorCode =
     e.code === 'ORDER.CONFLICT'
       ? HL7_ERROR.DUPLICATE_KEY
-      : transient || e.issueType === 'processing'
-        ? HL7_ERROR.INTERNAL
-        : HL7_ERROR.DATA_TYPE;
+      : e.issueType === 'not-found'
+        ? HL7_ERROR.UNKNOWN_KEY
+        : transient || e.issueType === 'processing'
+          ? HL7_ERROR.INTERNAL
+          : HL7_ERROR.DATA_TYPE;
   return { ack: transient ? 'AR' : 'AE', problem: { code: e.code, message: e.message, hl7Code } };
 }

@@ -7,6 +7,9 @@ import { SqliteAnalysisStore } from '../store/sqlite/sqlite-store.ts';
 import { InProcessJobQueue } from '../queue/in-process/in-process-queue.ts';
 import { systemClock } from '../clock/system-clock.ts';
 import { sampleAnalysis, sampleStudy } from '../fhir/testing/sample-analysis.ts';
+import { SqliteAuditLog } from '../audit/sqlite-audit-log.ts';
+import { FolderImageSource } from '../dicom/folder-source.ts';
+import { dicomSeriesDir } from '../../test/helpers/fixtures.ts';
 import { hl7Escape, hl7Unescape } from './ack.ts';
 import { MllpDecoder, mllpFrame, VT, FS, CR } from './mllp.ts';
 import { handleInbound, oversizedAck, type MllpListenerOptions } from './mllp-listener.ts';
@@ -190,6 +193,47 @@ describe('inbound handling against the real submitOrder (SQLite store, in-proces
     assert.equal(errCode(named), 'HL7.MESSAGE_TOO_LARGE');
     const anon = Hl7Message.parse(oversizedAck(Buffer.from('xxxx'), 5_000_000, opts));
     assert.deepEqual(msa(anon), ['AR', '']);
+  });
+});
+
+describe('study check and audit', () => {
+  it('an order for a study the PACS does not hold is AE STUDY.NOT_FOUND; every order is audited', async () => {
+    const pacs = new FolderImageSource(dicomSeriesDir('ge_fse_pd_axial'));
+    const audit = new SqliteAuditLog({ path: ':memory:' });
+    const store = new SqliteAnalysisStore({ path: ':memory:' });
+    const queue = new InProcessJobQueue();
+    const options: MllpListenerOptions = {
+      ...listenerOptions((o) => submitOrder({ store, queue, clock: systemClock, logger: SILENT_LOGGER }, o)),
+      checkStudy: async (uid) => {
+        await pacs.findStudy(uid);
+      },
+      audit,
+    };
+    try {
+      const missing = Hl7Message.parse(
+        (await handleInbound(ORM({ control: 'S1', prior: null }), options)).ack,
+      );
+      assert.deepEqual(msa(missing), ['AE', 'S1']);
+      assert.equal(errCode(missing), 'STUDY.NOT_FOUND');
+      assert.equal(missing.getSegment('ERR')?.getField(3).getComponent(1), '204');
+      const ok = await handleInbound(
+        ORM({ control: 'S2', prior: null, study: '0.0.0.0.2.8811.20010413115754.12432' }),
+        options,
+      );
+      assert.equal(ok.code, 'AA');
+      const records = await audit.list({ limit: 10 });
+      assert.deepEqual(
+        records.map((r) => [r.source, r.outcome, r.outcomeDescription ?? '', r.agent.who, r.patient?.id]),
+        [
+          ['hl7v2', '0', '', 'RIS^HOSP', 'MRN0026'],
+          ['hl7v2', '4', 'STUDY.NOT_FOUND', 'RIS^HOSP', 'MRN0026'],
+        ],
+      );
+    } finally {
+      await queue.close();
+      await store.close();
+      await audit.close();
+    }
   });
 });
 

@@ -8,6 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Hl7Message } from '@medplum/core';
 import { isDomainError } from '../../domain/errors.ts';
 import type { Analysis, AnalysisOrder } from '../../domain/model/analysis.ts';
+import type { AuditLog, AuditRecord } from '../../domain/ports/audit-log.port.ts';
 import type { Logger } from '../../domain/ports/logger.port.ts';
 import {
   buildAck,
@@ -39,6 +40,10 @@ export interface MllpListenerOptions extends Hl7OrderOptions {
   readonly facility?: string;
   readonly handler: OrderHandler;
   readonly logger: Logger;
+  /** Checks that the PACS holds the ordered study (and prior) before accepting (throws STUDY.NOT_FOUND → AE). */
+  readonly checkStudy?: (studyInstanceUid: string) => Promise<void>;
+  /** Audit trail: every order received (accepted or not) is recorded. */
+  readonly audit?: AuditLog;
   readonly now?: () => Date;
 }
 
@@ -86,9 +91,42 @@ export async function handleInbound(text: string, options: MllpListenerOptions):
       hl7Code: HL7_ERROR.SEGMENT_SEQUENCE,
     });
   }
+  const msh = message.getSegment('MSH');
+  const sendingApp = [msh?.getField(3).toString(), msh?.getField(4).toString()].filter(
+    (x) => x !== undefined && x !== '',
+  );
+  let audited: { patient?: AuditRecord['patient']; reference?: string } = {};
+  const audit = async (outcome: AuditRecord['outcome'], description?: string): Promise<void> => {
+    if (options.audit === undefined) return;
+    await options.audit
+      .record({
+        recorded: now().toISOString(),
+        action: 'C',
+        interaction: 'create',
+        outcome,
+        ...(description === undefined ? {} : { outcomeDescription: description }),
+        agent: { who: sendingApp.join('^') || 'unknown-hl7-sender' },
+        source: 'hl7v2',
+        entities: [{ reference: audited.reference ?? `hl7v2:${controlId(message)}` }],
+        ...(audited.patient === undefined ? {} : { patient: audited.patient }),
+      })
+      .catch(() => undefined);
+  };
   try {
     const order = orderFromMessage(message, options);
+    audited = {
+      patient: {
+        id: order.patientId,
+        ...(order.patientIdSystem === undefined ? {} : { system: order.patientIdSystem }),
+      },
+    };
+    if (options.checkStudy !== undefined) {
+      await options.checkStudy(order.studyInstanceUid);
+      if (order.priorStudyInstanceUid !== undefined) await options.checkStudy(order.priorStudyInstanceUid);
+    }
     const { analysis, created } = await options.handler(order);
+    audited.reference = `ServiceRequest/${analysis.id}`;
+    await audit('0');
     options.logger.info(
       { analysisId: analysis.id, created, controlId: controlId(message), channel: 'hl7v2' },
       created ? 'HL7 order accepted' : 'HL7 order repeated: existing analysis',
@@ -118,6 +156,7 @@ export async function handleInbound(text: string, options: MllpListenerOptions):
       { controlId: controlId(message), ack, code: problem.code, channel: 'hl7v2' },
       'HL7 order not accepted',
     );
+    await audit(ack === 'AE' ? '4' : '8', problem.code);
     return { ack: buildAck(message, ack, problem).toString(), code: ack, errorCode: problem.code };
   }
 }
