@@ -7,11 +7,16 @@ import { parseArgs } from 'node:util';
 import { describeConfig, loadConfig, ROLES, type Config, type Role } from '../../config.ts';
 import { startService, stopOnSignals } from '../../main.ts';
 import { createLogger } from '../../adapters/logging/logger.ts';
-import type { CommandIo } from './index.ts';
 
 const USAGE = `usage: mslesion serve [--role api|worker|inference|all] [--port N] [--host H] [--config file] [--print-config]`;
 
-export async function run(argv: string[], io: CommandIo): Promise<number> {
+/** The part of the CLI's CommandIo this command uses (not imported: the command table imports this module). */
+interface Io {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+export async function run(argv: string[], io: Io): Promise<number> {
   let values: {
     role?: string;
     port?: string;
