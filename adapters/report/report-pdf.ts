@@ -668,10 +668,8 @@ export async function renderReportPdf(input: ReportInput): Promise<RenderedRepor
     );
     const bySize = [...lesions.lesions].sort((a, b) => b.volumeMl - a.volumeMl || a.id - b.id);
     const changed = bySize.filter((l) => newIds.has(l.id) || enlargedIds.has(l.id));
-    const shown = new Set([
-      ...changed.slice(0, 12),
-      ...bySize.slice(0, Math.max(0, 12 - Math.min(12, changed.length))),
-    ]);
+    const shown = new Set(changed.slice(0, 12));
+    for (const l of bySize) if (shown.size < 12) shown.add(l);
     const top = bySize.filter((l) => shown.has(l));
     table(
       doc,

@@ -57,17 +57,20 @@ export interface SampleCase {
   readonly changeMask?: Mask;
 }
 
-let cache:
-  Promise<{ flair: Volume; mask: Mask; labels: Volume<Int32Array>; summary: LesionSummary }> | undefined;
-
-async function loadBase(): Promise<{
+interface Base {
   flair: Volume;
   mask: Mask;
   labels: Volume<Int32Array>;
   summary: LesionSummary;
-}> {
-  const flair = parseNifti(await readFile(join(FIXTURE, 'FLAIR.nii.gz'))).volume;
-  const raw = parseNifti(await readFile(join(FIXTURE, 'lesion_mask.nii.gz'))).volume;
+}
+
+const cache = new Map<string, Promise<Base>>();
+
+async function loadBase(flairPath: string, maskPath: string): Promise<Base> {
+  const flair = parseNifti(await readFile(flairPath)).volume;
+  const raw = parseNifti(await readFile(maskPath)).volume;
+  if (raw.dims.join() !== flair.dims.join())
+    throw new Error(`the mask (${raw.dims.join('x')}) is not on the FLAIR grid (${flair.dims.join('x')})`);
   const mask = createVolume(
     raw.dims,
     flair.affine,
@@ -77,9 +80,25 @@ async function loadBase(): Promise<{
   return { flair, mask, labels: analysis.labelMap, summary: analysis.summary };
 }
 
-export async function loadSampleCase(options: { withPrior?: boolean } = {}): Promise<SampleCase> {
-  cache ??= loadBase();
-  const { flair, mask, labels, summary } = await cache;
+export interface SampleCaseOptions {
+  readonly withPrior?: boolean;
+  /** Other inputs (NIfTI; the mask on the FLAIR grid), e.g. a model's output instead of the expert mask. */
+  readonly flairPath?: string;
+  readonly maskPath?: string;
+  readonly model?: ModelUsed;
+}
+
+export async function loadSampleCase(options: SampleCaseOptions = {}): Promise<SampleCase> {
+  const flairPath = options.flairPath ?? join(FIXTURE, 'FLAIR.nii.gz');
+  const maskPath = options.maskPath ?? join(FIXTURE, 'lesion_mask.nii.gz');
+  const key = `${flairPath}|${maskPath}`;
+  let base = cache.get(key);
+  if (base === undefined) {
+    base = loadBase(flairPath, maskPath);
+    cache.set(key, base);
+  }
+  const { flair, mask, labels, summary } = await base;
+  const model = options.model ?? SAMPLE_MODEL;
   const studyUid = derivedUid('open-ms-patient26', 'study');
   const seriesUid = derivedUid('open-ms-patient26', 'series.flair');
   const forUid = derivedUid('open-ms-patient26', 'frame-of-reference');
@@ -169,7 +188,7 @@ export async function loadSampleCase(options: { withPrior?: boolean } = {}): Pro
     };
   }
   const result: AnalysisResult = {
-    model: SAMPLE_MODEL,
+    model,
     lesions: summary,
     ...(change === undefined ? {} : { change }),
     series: { flair: { seriesInstanceUid: seriesUid, description: 'AX FLAIR', instances: flair.dims[2] } },
@@ -180,7 +199,7 @@ export async function loadSampleCase(options: { withPrior?: boolean } = {}): Pro
     study,
     flairSeries: { seriesInstanceUid: seriesUid, seriesNumber: 3, modality: 'MR', description: 'AX FLAIR' },
     flairSlices: slices,
-    model: SAMPLE_MODEL,
+    model,
     createdAt: '2026-03-02T09:04:10.000Z',
   };
   return {
