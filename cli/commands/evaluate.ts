@@ -26,8 +26,14 @@ import {
 } from '../../domain/evaluation/batch.ts';
 import { isConnectivity } from '../../domain/lesions/connected-components.ts';
 import { blandAltmanPng } from '../../adapters/plot/bland-altman.ts';
-import type { CommandIo } from './index.ts';
 import { csvRow, ensureDir, predictionOnReference, readBinaryMask, writeText } from '../wiring/masks.ts';
+
+/** What the dispatcher (cli/commands/index.ts CommandIo) gives a command; declared here to keep imports acyclic. */
+interface CommandIo {
+  out(line: string): void;
+  err(line: string): void;
+  progress(line: string): void;
+}
 
 const HELP = `usage: mslesion evaluate --pred P.nii.gz --ref R.nii.gz [--json] [--pred-transform itk.txt]
        mslesion evaluate --batch cases.csv --out DIR

@@ -28,8 +28,14 @@ import { writeNifti } from '../../adapters/nifti/nifti.ts';
 import { readItkTransform } from '../../adapters/itk/itk-transform.ts';
 import { openModelRegistry } from '../../adapters/models/fs-registry.ts';
 import { OnnxInferenceEngine } from '../../adapters/onnx/onnx-engine.ts';
-import type { CommandIo } from './index.ts';
 import { csvRow, ensureDir, readBinaryMask, readVolume, writeText } from '../wiring/masks.ts';
+
+/** What the dispatcher (cli/commands/index.ts CommandIo) gives a command; declared here to keep imports acyclic. */
+interface CommandIo {
+  out(line: string): void;
+  err(line: string): void;
+  progress(line: string): void;
+}
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
