@@ -191,9 +191,9 @@ export function classicToEnhancedMr(
   });
   const dimensionOrganizationUid = uidFromName('enhanced-dimension-organization', series);
   const sopInstanceUid = options.sopInstanceUid ?? uidFromName('enhanced-mr', series);
-  const now = new Date().toISOString();
-  const contentDate = now.slice(0, 10).replace(/-/g, '');
-  const contentTime = now.slice(11, 19).replace(/:/g, '');
+  // the classic series' content date/time (else its study's), so the same input gives the same bytes
+  const contentDate = str(first, 'ContentDate') ?? str(first, 'StudyDate') ?? '19700101';
+  const contentTime = str(first, 'ContentTime') ?? str(first, 'StudyTime') ?? '000000';
   const imageType = ['DERIVED', 'PRIMARY', 'VOLUME', 'NONE'];
   const dataset: NaturalizedDataset = {
     ...copyIf(first, STUDY_KEYS),

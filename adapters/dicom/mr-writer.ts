@@ -150,11 +150,6 @@ export function quantiseToInt16(values: ArrayLike<number>): Quantised {
   return { stored, slope, slopeText };
 }
 
-function today(): { date: string; time: string } {
-  const iso = new Date().toISOString();
-  return { date: iso.slice(0, 10).replace(/-/g, ''), time: iso.slice(11, 19).replace(/:/g, '') };
-}
-
 /** Part-10 bytes of a naturalized data set (Explicit VR Little Endian). */
 export function writePart10(dataset: NaturalizedDataset): Uint8Array {
   const sopClass = dataset.SOPClassUID;
@@ -233,7 +228,6 @@ export function writeClassicMrSeries(study: StudyInfo, spec: MrSeriesSpec): Uint
   const q = quantiseToInt16(vol.data);
   const c = CONTRAST[spec.contrast];
   const acq = spec.acquisition ?? {};
-  const when = today();
   const acquisitionType =
     spec.mrAcquisitionType ?? (Math.max(colSpacing, rowSpacing, sliceSpacing) <= 1.5 ? '3D' : '2D');
   const description = spec.seriesDescription ?? `${c.description} research import`;
@@ -248,10 +242,9 @@ export function writeClassicMrSeries(study: StudyInfo, spec: MrSeriesSpec): Uint
     ProtocolName: c.description,
     SeriesDate: study.studyDate,
     SeriesTime: study.studyTime ?? '000000',
-    ContentDate: when.date,
-    ContentTime: when.time,
-    InstanceCreationDate: when.date,
-    InstanceCreationTime: when.time,
+    // content date/time = the study's (the images show that session), so an import is byte-for-byte repeatable
+    ContentDate: study.studyDate,
+    ContentTime: study.studyTime ?? '000000',
     PatientPosition: 'HFS',
     FrameOfReferenceUID: spec.frameOfReferenceUid,
     PositionReferenceIndicator: '',
