@@ -11,6 +11,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Express } from 'express';
 import { Registry } from 'prom-client';
 import type { Config } from './config.ts';
@@ -18,6 +19,7 @@ import { createApp } from './api/app.ts';
 import type { ApiUseCases } from './api/use-cases.ts';
 import type { RouteTable } from './api/http.ts';
 import { FsArtifactStore } from './adapters/artifacts/fs/fs-artifact-store.ts';
+import { createEhrIntegration, type EhrIntegration } from './adapters/fhir/ehr-integration.ts';
 import { FolderImageSource } from './adapters/dicom/folder-source.ts';
 import { FsDicomInbox } from './adapters/dicom/inbox.ts';
 import { DicomWebImageSource } from './adapters/dicomweb/dicomweb-source.ts';
@@ -91,6 +93,8 @@ export interface Composition {
   /** Health, readiness and metrics only (role worker's listener). */
   readonly opsApp: Express;
   readonly workerId: string;
+  /** EHR integration: outbox + dispatcher, result delivery, MLLP listener (`ehr.startListener()`), audit. */
+  readonly ehr: EhrIntegration;
   /** Starts consuming the queue in this process (once). */
   startWorker(): Worker;
   /** Stops the worker (within its grace period) and closes queue and store. Idempotent. */
@@ -224,6 +228,22 @@ async function assemble(
     ...(overrides.readinessChecks ?? []),
   ];
 
+  const ehr = await createEhrIntegration(config.ehr, {
+    store,
+    artifacts,
+    imageSource: images,
+    submitOrder: (order) => submitOrder({ store, queue, clock, logger }, order),
+    clock,
+    logger,
+    database:
+      config.store.kind === 'postgres'
+        ? { kind: 'postgres', url: config.store.postgresUrl ?? '', schema: config.store.postgresSchema }
+        : { kind: 'sqlite', path: config.store.sqlitePath },
+    auditPath: config.store.kind === 'sqlite' ? config.store.sqlitePath : join(config.dataDir, 'audit.db'),
+    version: VERSION,
+    owner: workerId,
+  });
+
   const runDeps = {
     store,
     artifacts,
@@ -237,13 +257,19 @@ async function assemble(
     retryBaseMs: config.worker.retryBaseMs,
     retryMaxMs: config.worker.retryMaxMs,
   };
+  // A succeeded analysis' results go to the EHR outbox (FHIR bundle, ORU) when delivery is configured.
+  const run = async (id: string, signal?: AbortSignal): Promise<RunOutcome> => {
+    const outcome = await runAnalysis(runDeps, id, signal);
+    if (outcome.outcome === 'succeeded') await ehr.afterSucceeded(outcome.analysis);
+    return outcome;
+  };
   const useCases: ServiceUseCases = {
     submitOrder: (order) => submitOrder({ store, queue, clock, logger }, order),
     getAnalysis: (id) => getAnalysis({ store }, id),
     listAnalyses: (query) => listAnalyses({ store }, query),
     getArtifact: (id, name) => getArtifact({ store, artifacts }, id, name),
     readiness: () => checkReadiness({ clock, checks }, config.readiness.timeoutMs),
-    runAnalysis: (id, signal) => runAnalysis(runDeps, id, signal),
+    runAnalysis: (id, signal) => run(id, signal),
     receiveInstances,
   };
   const appOptions = {
@@ -253,7 +279,12 @@ async function assemble(
     jsonLimitBytes: config.http.jsonLimitBytes,
     stowMaxBytes: config.http.stowMaxBytes,
     validateResponses: config.http.validateResponses,
-    ...(overrides.authenticator === undefined ? {} : { authenticator: overrides.authenticator }),
+    ...(overrides.authenticator === undefined
+      ? ehr.authenticator === undefined
+        ? {}
+        : { authenticator: ehr.authenticator }
+      : { authenticator: overrides.authenticator }),
+    fhir: ehr.fhirApi,
     ...(overrides.routes === undefined ? {} : { routes: overrides.routes }),
   };
   const app = createApp(useCases, appOptions);
@@ -272,6 +303,7 @@ async function assemble(
     app,
     opsApp,
     workerId,
+    ehr,
     startWorker() {
       if (worker !== undefined) return worker;
       worker = startWorker({
@@ -279,17 +311,19 @@ async function assemble(
         queue,
         clock,
         logger,
-        run: (id, signal) => runAnalysis(runDeps, id, signal),
+        run,
         concurrency: config.worker.concurrency,
         sweepIntervalMs: config.worker.sweepIntervalMs,
         staleQueuedMs: config.worker.staleQueuedMs,
       });
+      ehr.startDispatcher();
       logger.info({ workerId, concurrency: config.worker.concurrency }, 'worker started');
       return worker;
     },
     close() {
       closing ??= (async () => {
         if (worker !== undefined) await worker.stop(config.worker.shutdownGraceMs);
+        await ehr.close();
         if (overrides.queue === undefined) await queue.close();
         if (overrides.store === undefined) await store.close();
       })();

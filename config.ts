@@ -78,6 +78,35 @@ export interface Config {
     readonly maxInFlight: number;
   };
   readonly readiness: { readonly timeoutMs: number };
+  /** EHR integration (docs/dev-notes/fhir.md): API auth, FHIR push, HL7 v2 listener and ORU peer. */
+  readonly ehr: {
+    /** Issuer of the bearer JWTs the API accepts (absent: the API is open). */
+    readonly authIssuer?: string;
+    readonly authAudience?: string;
+    readonly authJwksUri?: string;
+    /** External FHIR server results are pushed to (absent: no FHIR delivery). */
+    readonly fhirServerUrl?: string;
+    readonly fhirTokenUrl?: string;
+    readonly fhirClientId?: string;
+    /** Private key (JWK JSON or PKCS#8 PEM) for SMART Backend Services. */
+    readonly fhirPrivateKeyFile?: string;
+    readonly fhirKeyAlg: 'RS384' | 'ES384';
+    readonly fhirScope: string;
+    /** UTC offset of DICOM study times, e.g. +01:00. */
+    readonly studyTimezone?: string;
+    /** MLLP order listener port (absent: no listener). */
+    readonly hl7ListenPort?: number;
+    readonly hl7ListenHost: string;
+    readonly hl7MaxMessageBytes: number;
+    /** MLLP peer for ORU^R01 results (absent: no HL7 delivery). */
+    readonly oruHost?: string;
+    readonly oruPort?: number;
+    readonly oruReceivingApplication?: string;
+    readonly oruReceivingFacility?: string;
+    /** Refuse orders (FHIR, HL7) for studies the PACS does not hold. */
+    readonly checkStudyOnOrder: boolean;
+    readonly outboxPollMs: number;
+  };
   readonly log: { readonly level: LogLevel };
 }
 
@@ -188,6 +217,57 @@ export const FIELDS: readonly Field[] = [
   },
   { path: 'inference.maxInFlight', env: 'MSLESION_INFERENCE_MAX_IN_FLIGHT', type: int(1, 256), default: 4 },
   { path: 'readiness.timeoutMs', env: 'MSLESION_READINESS_TIMEOUT_MS', type: int(50), default: 3000 },
+  {
+    path: 'ehr.authIssuer',
+    env: 'MSLESION_AUTH_ISSUER',
+    type: { kind: 'url', protocols: ['http:', 'https:'] },
+  },
+  { path: 'ehr.authAudience', env: 'MSLESION_AUTH_AUDIENCE', type: str },
+  {
+    path: 'ehr.authJwksUri',
+    env: 'MSLESION_AUTH_JWKS_URI',
+    type: { kind: 'url', protocols: ['http:', 'https:'] },
+  },
+  {
+    path: 'ehr.fhirServerUrl',
+    env: 'MSLESION_FHIR_SERVER_URL',
+    type: { kind: 'url', protocols: ['http:', 'https:'] },
+  },
+  {
+    path: 'ehr.fhirTokenUrl',
+    env: 'MSLESION_FHIR_TOKEN_URL',
+    type: { kind: 'url', protocols: ['http:', 'https:'] },
+  },
+  { path: 'ehr.fhirClientId', env: 'MSLESION_FHIR_CLIENT_ID', type: str },
+  { path: 'ehr.fhirPrivateKeyFile', env: 'MSLESION_FHIR_PRIVATE_KEY_FILE', type: { kind: 'path' } },
+  {
+    path: 'ehr.fhirKeyAlg',
+    env: 'MSLESION_FHIR_KEY_ALG',
+    type: { kind: 'enum', values: ['RS384', 'ES384'] },
+    default: 'ES384',
+  },
+  {
+    path: 'ehr.fhirScope',
+    env: 'MSLESION_FHIR_SCOPE',
+    type: str,
+    default:
+      'system/Device.cu system/ImagingStudy.cu system/Observation.cu system/DiagnosticReport.cu system/Provenance.cu system/Patient.rs',
+  },
+  { path: 'ehr.studyTimezone', env: 'MSLESION_STUDY_TIMEZONE', type: str },
+  { path: 'ehr.hl7ListenPort', env: 'MSLESION_HL7_PORT', type: int(0, 65535) },
+  { path: 'ehr.hl7ListenHost', env: 'MSLESION_HL7_HOST', type: str, default: '127.0.0.1' },
+  { path: 'ehr.hl7MaxMessageBytes', env: 'MSLESION_HL7_MAX_BYTES', type: int(1024), default: MiB },
+  { path: 'ehr.oruHost', env: 'MSLESION_ORU_HOST', type: str },
+  { path: 'ehr.oruPort', env: 'MSLESION_ORU_PORT', type: int(1, 65535) },
+  { path: 'ehr.oruReceivingApplication', env: 'MSLESION_ORU_RECEIVING_APP', type: str },
+  { path: 'ehr.oruReceivingFacility', env: 'MSLESION_ORU_RECEIVING_FACILITY', type: str },
+  {
+    path: 'ehr.checkStudyOnOrder',
+    env: 'MSLESION_CHECK_STUDY_ON_ORDER',
+    type: { kind: 'bool' },
+    default: false,
+  },
+  { path: 'ehr.outboxPollMs', env: 'MSLESION_OUTBOX_POLL_MS', type: int(50), default: 2000 },
   {
     path: 'log.level',
     env: 'MSLESION_LOG_LEVEL',
@@ -359,6 +439,16 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     } else if ((pacs.username === undefined) !== (pacs.password === undefined))
       problems.push('pacs.username and pacs.password go together');
   }
+  const ehr = (out.ehr ?? {}) as Raw;
+  if (ehr.authIssuer !== undefined && ehr.authAudience === undefined)
+    problems.push('ehr.authAudience (MSLESION_AUTH_AUDIENCE) is required with ehr.authIssuer');
+  if (
+    ehr.fhirServerUrl !== undefined &&
+    (ehr.fhirClientId === undefined) !== (ehr.fhirPrivateKeyFile === undefined)
+  )
+    problems.push('ehr.fhirClientId and ehr.fhirPrivateKeyFile go together (SMART Backend Services)');
+  if ((ehr.oruHost === undefined) !== (ehr.oruPort === undefined))
+    problems.push('ehr.oruHost and ehr.oruPort go together');
   if (problems.length > 0)
     throw new DomainError(
       'CONFIG.INVALID',

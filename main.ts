@@ -98,6 +98,14 @@ export async function startService(config: Config, overrides: Overrides = {}): P
     await c.close();
     throw e;
   }
+  if (config.role === 'api' || config.role === 'all') {
+    try {
+      await c.ehr.startListener();
+    } catch (e) {
+      await Promise.all([closeServer(server, 0), c.close()]);
+      throw e;
+    }
+  }
   logger.info({ url, workerId: c.workerId }, 'listening');
   let stopping: Promise<void> | undefined;
   return {
