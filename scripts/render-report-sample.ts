@@ -69,6 +69,14 @@ const report = await renderReportPdf({
         ],
       }),
   sample: true,
+  ...(values.flair === undefined
+    ? {
+        imageCredit:
+          'Sample images: open_ms_data patient 26 (Lesjak et al. 2017, CC-BY); ' +
+          (values.mask === undefined ? 'expert consensus mask; ' : '') +
+          'synthetic prior exam.',
+      }
+    : {}),
 });
 console.log(
   `report: ${report.layout.pages} page(s), ${report.pdf.length} bytes in ${Math.round(performance.now() - t1)} ms`,

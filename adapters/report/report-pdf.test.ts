@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { LESION_LOCATIONS } from '../../domain/model/analysis.ts';
 import { decodePng, type RgbImage } from './overlay.ts';
 import { ACCENT_RGB, CHANGE_RGB, LESION_RGB, type Rgb } from './palette.ts';
-import { renderReportPdf, type Box, type RenderedReport } from './report-pdf.ts';
+import { PdfReportRenderer, renderReportPdf, type Box, type RenderedReport } from './report-pdf.ts';
 import { loadSampleCase, type SampleCase } from './testing/sample-case.ts';
 
 const run = promisify(execFile);
@@ -157,6 +157,7 @@ describe('clinical PDF report', { skip }, () => {
     const b = await renderReportPdf(input);
     assert.equal(a.layout.pages, 1);
     assert.deepEqual(a.pdf, b.pdf);
+    assert.deepEqual(await new PdfReportRenderer().renderPdf(input), a.pdf);
     await writeFile(join(dir, 'single.pdf'), a.pdf);
     const { stdout } = await run('pdftotext', [join(dir, 'single.pdf'), '-']);
     assert.ok(!stdout.includes('Longitudinal'));

@@ -13,40 +13,21 @@
  * replaced by "?".
  */
 import PDFDocument from 'pdfkit';
-import type { AnalysisResult, LesionLocation } from '../../domain/model/analysis.ts';
+import type { LesionLocation } from '../../domain/model/analysis.ts';
 import { LESION_LOCATIONS } from '../../domain/model/analysis.ts';
 import { applyAffine } from '../../domain/model/geometry.ts';
-import type { Mask, Volume } from '../../domain/model/volume.ts';
-import type { StudyDescriptor } from '../../domain/ports/image-source.port.ts';
+import type { ExamLoad, ReportRenderer, ReportRequest } from '../../domain/ports/report-renderer.port.ts';
 import { autoWindow, inPlaneBounds, selectDelineationSlices } from '../../domain/reporting/slices.ts';
 import { encodePng, renderOverlaySlice } from './overlay.ts';
 import { ACCENT_RGB, CHANGE_RGB, hex, LESION_RGB, type Rgb } from './palette.ts';
 
-/** One exam's lesion load, for the trend plot. */
-export interface ExamLoad {
-  /** ISO date (YYYY-MM-DD) or DICOM DA (YYYYMMDD). */
-  readonly date: string;
-  readonly totalVolumeMl: number;
-  readonly count?: number;
-}
+export type { ExamLoad } from '../../domain/ports/report-renderer.port.ts';
 
-export interface ReportInput {
-  readonly analysisId: string;
-  readonly study: Omit<StudyDescriptor, 'series'>;
-  readonly result: AnalysisResult;
-  readonly flair: Volume;
-  readonly mask: Mask;
-  /** Lesion label map (ids of result.lesions); improves the choice of examples. Default: the mask. */
-  readonly labels?: Volume;
-  readonly changeMask?: Mask;
-  readonly createdAt: string | Date;
-  /** The patient's exams, any order (the current one included or not). Default: prior and current. */
-  readonly history?: readonly ExamLoad[];
-  /** Marks every page "SAMPLE" (docs, demos). */
-  readonly sample?: boolean;
-  readonly institutionName?: string;
+export interface ReportInput extends ReportRequest {
   /** Number of delineation examples (default 4). */
   readonly examples?: number;
+  /** Source/licence line printed under the examples (e.g. for sample images from a public data set). */
+  readonly imageCredit?: string;
 }
 
 export interface Box {
@@ -539,7 +520,7 @@ export async function renderReportPdf(input: ReportInput): Promise<RenderedRepor
   const labelW = 14;
   const cellW = (A4.width - 2 * MARGIN - labelW - 8 * (n - 1)) / n;
   const captionH = 14;
-  const rowsH = footerTop - y - 24 - 2 * captionH;
+  const rowsH = footerTop - y - 24 - 2 * captionH - (input.imageCredit === undefined ? 0 : 10);
   const examples: (Box & {
     plainY: number;
     k: number;
@@ -617,6 +598,14 @@ export async function renderReportPdf(input: ReportInput): Promise<RenderedRepor
   const lx = legendSwatch(doc, MARGIN + labelW, imgBottom, LESION_RGB, 'Lesion outline (AI segmentation)');
   if (input.changeMask !== undefined)
     legendSwatch(doc, lx, imgBottom, CHANGE_RGB, 'New or enlarging since prior');
+  if (input.imageCredit !== undefined)
+    doc
+      .font('Helvetica-Oblique')
+      .fontSize(6.5)
+      .fillColor(MUTED)
+      .text(latin1(input.imageCredit), MARGIN + labelW, imgBottom + 13, {
+        width: A4.width - 2 * MARGIN - labelW,
+      });
   footer(doc, 1, pages, input);
 
   // ---- page 2: longitudinal
@@ -703,4 +692,21 @@ export async function renderReportPdf(input: ReportInput): Promise<RenderedRepor
       ...(trendBox === undefined ? {} : { trendPlot: trendBox }),
     },
   };
+}
+
+/** The ReportRenderer port over renderReportPdf. */
+export class PdfReportRenderer implements ReportRenderer {
+  readonly #examples: number | undefined;
+
+  constructor(options: { examples?: number } = {}) {
+    this.#examples = options.examples;
+  }
+
+  async renderPdf(request: ReportRequest): Promise<Uint8Array> {
+    const r = await renderReportPdf({
+      ...request,
+      ...(this.#examples === undefined ? {} : { examples: this.#examples }),
+    });
+    return r.pdf;
+  }
 }
