@@ -19,6 +19,14 @@ export interface CommandEntry {
 }
 
 export const COMMANDS: Readonly<Partial<Record<string, CommandEntry>>> = {
+  dicom2nifti: {
+    summary: 'Every series of a DICOM folder to .nii.gz + JSON sidecar (classification, geometry)',
+    load: () => import('./dicom2nifti.ts'),
+  },
+  'import-nifti': {
+    summary: 'Research import: NIfTI FLAIR [+ T2, T1] to an MR DICOM study (folder, optionally STOW-RS)',
+    load: () => import('./import-nifti.ts'),
+  },
   evaluate: {
     summary: 'Dice and MSSEG lesion-wise scores of a prediction vs a reference (or a batch CSV)',
     load: () => import('./evaluate.ts'),

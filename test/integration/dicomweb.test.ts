@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { DicomWebClient } from '../../adapters/dicomweb/client.ts';
 import { DicomWebImageSource } from '../../adapters/dicomweb/dicomweb-source.ts';
 import { FolderImageSource } from '../../adapters/dicom/folder-source.ts';
+import { run as importNifti } from '../../cli/commands/import-nifti.ts';
 import { buildResearchStudy } from '../../adapters/dicom/research-import.ts';
 import { defaultSeriesRules } from '../../adapters/dicom/series-rules-file.ts';
 import { readNifti } from '../../adapters/nifti/nifti.ts';
@@ -281,6 +282,39 @@ describe('DICOMweb with a real Orthanc', () => {
       ],
     );
     assert.equal(result.instances[0].failureReason, 0xc000);
+  });
+
+  test('mslesion import-nifti --stow stores a research study in the PACS', async () => {
+    const lines: string[] = [];
+    const errors: string[] = [];
+    const code = await importNifti(
+      [
+        '--flair',
+        openMs('cross_sectional', 'patient07', 'FLAIR.nii.gz'),
+        '--patient-id',
+        'MSL-CLI-07',
+        '--study-date',
+        '20240202',
+        '--out',
+        join(scratch, 'cli-import'),
+        '--stow',
+        pacs.dicomWebUrl,
+        '--user',
+        pacs.username,
+        '--password',
+        pacs.password,
+        '--json',
+      ],
+      { out: (l) => lines.push(l), err: (l) => errors.push(l), progress: () => undefined },
+    );
+    assert.equal(code, 0, errors.join('\n'));
+    const summary = JSON.parse(lines.join('\n')) as {
+      studyInstanceUid: string;
+      stow: { stored: number; refused: number };
+    };
+    assert.deepEqual(summary.stow.refused, 0);
+    const found = await source.findStudy(summary.studyInstanceUid);
+    assert.equal(found.series[0].numberOfInstances, summary.stow.stored);
   });
 
   test('wrong credentials, an unreachable PACS, a PACS that stalls or answers garbage', async () => {
