@@ -22,8 +22,11 @@ import { segmentLesions } from '../../domain/use-cases/segment-lesions.ts';
 import { compareExams } from '../../domain/use-cases/compare-exams.ts';
 import { analyzeLesions } from '../../domain/lesions/lesion-table.ts';
 import { anatomyFromFlair, anatomyFromParcellation18, type Anatomy } from '../../domain/lesions/anatomy.ts';
-import { parcellateBrain } from '../../domain/preprocess/brain-extraction.ts';
-import { gridOf, resampleMask } from '../../domain/preprocess/resample.ts';
+import { extractBrain, parcellateBrain } from '../../domain/preprocess/brain-extraction.ts';
+import { gridOf, resampleLabels, resampleMask } from '../../domain/preprocess/resample.ts';
+import { registerImages } from '../../domain/preprocess/registration.ts';
+import type { ModelManifest } from '../../domain/model/manifest.ts';
+import type { ModelArtifactRef } from '../../domain/ports/inference.port.ts';
 import { writeNifti } from '../../adapters/nifti/nifti.ts';
 import { readItkTransform } from '../../adapters/itk/itk-transform.ts';
 import { openModelRegistry } from '../../adapters/models/fs-registry.ts';
@@ -186,23 +189,46 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     if (current.t1 !== undefined) {
       try {
         const deps = await infra();
-        const manifest = deps.models.get('brain-anatomy18');
-        io.progress('anatomy (T1 parcellation)');
-        const p = await parcellateBrain(current.t1, deps.engine, {
-          manifest,
-          artifact: deps.models.artifact('brain-anatomy18', 'any'),
+        const t1 = current.t1;
+        const model = (id: string): { manifest: ModelManifest; artifact: ModelArtifactRef } => ({
+          manifest: deps.models.get(id),
+          artifact: deps.models.artifact(id, 'any'),
         });
-        anatomy = anatomyFromParcellation18(p.labels, current.flair);
+        // brainchop's failsafe mode: parcellate the brain-extracted T1, then carry the labels onto the FLAIR
+        // through a rigid T1 → FLAIR registration (series move between acquisitions)
+        io.progress('anatomy: T1 brain extraction');
+        const t1Brain = (await extractBrain(t1, deps.engine, model('brain-mindgrab'))).mask;
+        io.progress('anatomy: T1 parcellation');
+        const p = await parcellateBrain(t1, deps.engine, model('brain-anatomy18'), { brainMask: t1Brain });
+        io.progress('anatomy: T1 → FLAIR registration');
+        const reg = registerImages(current.flair, t1, { initialization: 'geometry' });
+        const onFlair = resampleLabels(p.labels, gridOf(current.flair), { transform: reg.matrix });
+        anatomy = anatomyFromParcellation18(onFlair, current.flair);
       } catch (e) {
         if (!isDomainError(e)) throw e;
         warnings.push(`anatomy: T1 parcellation unavailable (${e.code}); FLAIR heuristic used`);
       }
     }
-    const currentBrain = brains.current;
-    anatomy ??= anatomyFromFlair(
-      current.flair,
-      currentBrain === undefined ? {} : { brainMask: currentBrain },
-    );
+    if (anatomy === undefined) {
+      // FLAIR heuristic: needs a brain mask on raw scans — the segmentation's, else the brain-extraction model
+      let brainMask = brains.current;
+      if (brainMask === undefined) {
+        try {
+          const deps = await infra();
+          io.progress('brain extraction');
+          brainMask = (
+            await extractBrain(current.flair, deps.engine, {
+              manifest: deps.models.get('brain-mindgrab'),
+              artifact: deps.models.artifact('brain-mindgrab', 'any'),
+            })
+          ).mask;
+        } catch (e) {
+          if (!isDomainError(e)) throw e;
+          warnings.push(`anatomy: brain extraction unavailable (${e.code}); FLAIR thresholds used`);
+        }
+      }
+      anatomy = anatomyFromFlair(current.flair, brainMask === undefined ? {} : { brainMask });
+    }
     const table = analyzeLesions(currentMask, current.flair, anatomy);
 
     await writeNifti(join(out, 'change_mask.nii.gz'), change.changeMask, 'lesion change: 1 new, 2 enlarged');
