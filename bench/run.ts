@@ -5,6 +5,10 @@
 const BENCHES: Readonly<
   Partial<Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<void> }> }>>
 > = {
+  series: {
+    summary: 'series → volume on the 170-slice Philips DICOM series (phases, peak RSS) beside dcm2niix',
+    load: () => import('./series.ts'),
+  },
   'longitudinal-validation': {
     summary:
       'lesion-change validation on the two longitudinal patients (gt-derived masks; the model when installed)',
