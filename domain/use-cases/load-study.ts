@@ -129,21 +129,24 @@ export async function loadStudyInputs(
     return firstError === undefined ? {} : { firstError };
   };
 
-  let flair: LoadedVolume | undefined;
-  try {
-    const r = await load(flairs, 'FLAIR', 0.05, 0.55);
-    if (r.loaded === undefined)
-      throw withFindings(
-        r.firstError ?? new DomainError('SERIES.NO_FLAIR', 'no usable FLAIR', { issueType: 'business-rule' }),
-        findings(),
-      );
-    flair = r.loaded;
-  } catch (e) {
-    if (isDomainError(e) && e.details.findings === undefined) throw withFindings(e, findings());
-    throw e;
-  }
-  const t2 = (await load(candidates(classified, 'T2'), 'T2', 0.55, 0.8)).loaded;
-  const t1 = (await load(candidates(classified, 'T1'), 'T1', 0.8, 1)).loaded;
+  // failures from here on carry the findings, whatever their origin
+  const tagged = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (e) {
+      throw isDomainError(e) && e.details.findings === undefined ? withFindings(e, findings()) : e;
+    }
+  };
+  const flairResult = await tagged(() => load(flairs, 'FLAIR', 0.05, 0.55));
+  const flair = flairResult.loaded;
+  if (flair === undefined)
+    throw withFindings(
+      flairResult.firstError ??
+        new DomainError('SERIES.NO_FLAIR', 'no usable FLAIR', { issueType: 'business-rule' }),
+      findings(),
+    );
+  const t2 = (await tagged(() => load(candidates(classified, 'T2'), 'T2', 0.55, 0.8))).loaded;
+  const t1 = (await tagged(() => load(candidates(classified, 'T1'), 'T1', 0.8, 1))).loaded;
   progress?.(1, 'load done');
   return {
     study,
