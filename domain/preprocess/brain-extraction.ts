@@ -14,8 +14,9 @@
  *    (mindgrab 20 mm, anatomy 0); the networks are fully convolutional (dynamic D, H, W). The crop matters: the
  *    mindgrab layers normalise over the spatial extent they see.
  * 4. One session.run → logits [1, K, d, h, w] → softmax (extraction: foreground probability; parcellation: argmax).
- * 5. Back to the image's own grid: probability by trilinear interpolation then the manifest threshold, largest
- *    26-connected component, holes filled (3-D and per slice); labels label-aware.
+ * 5. Back to the image's own grid: probability by trilinear interpolation then the manifest threshold, restricted
+ *    to the head (image foreground + 3 mm: no brain in the air around it), largest 26-connected component, holes
+ *    filled (3-D and per slice); labels label-aware.
  *
  * Already skull-stripped inputs (detectSkullStripped) skip the model by default: their non-zero region, with holes
  * filled, is the brain.
@@ -30,8 +31,10 @@ import { createVolume, crop, voxelCount, type Mask, type Volume } from '../model
 import type { InferenceEngine, ModelArtifactRef } from '../ports/inference.port.ts';
 import { foregroundProbability } from '../inference/activation.ts';
 import { normalizeChannel } from '../inference/normalize.ts';
+import { otsuThreshold, sampledPercentiles } from './filters.ts';
 import {
   detectSkullStripped,
+  dilate,
   fillHoles,
   largestComponent,
   maskVolumeMl,
@@ -46,6 +49,12 @@ import {
   resampleMask,
   type Grid,
 } from './resample.ts';
+
+/**
+ * Model-grid spacings (mm) for extractBrain: 'accurate' is the model's own 1 mm (≈ 35 s on 2 CPU threads),
+ * 'balanced' 1.5 mm (≈ 11 s, Dice −0.01 to −0.03 on open_ms), 'fast' 2 mm (≈ 5 s, Dice −0.04).
+ */
+export const BRAIN_EXTRACTION_SPACING = { accurate: 1, balanced: 1.5, fast: 2 } as const;
 
 /** A registered model: its manifest and the ONNX artifact of the variant to run (ModelRegistry.artifact). */
 export interface WholeVolumeModel {
@@ -67,6 +76,8 @@ export interface ConformedRunOptions {
 export interface BrainExtractionOptions extends ConformedRunOptions {
   /** What to do with an input that is already skull-stripped: 'skip' the model (default) or 'run' it anyway. */
   readonly whenSkullStripped?: 'skip' | 'run';
+  /** Keep the mask inside the head (image foreground, holes filled, + 3 mm); default true. */
+  readonly insideHead?: boolean;
 }
 
 export interface Timings {
@@ -302,6 +313,22 @@ function uncrop<T extends Float32Array | Uint8Array>(local: T, run: ConformedRun
   return full;
 }
 
+/**
+ * The head: voxels above a fraction of Otsu's threshold (between the robust low and high intensities), largest
+ * component, holes filled (3-D and per slice), dilated by 3 mm.
+ */
+export function headMask(image: Volume): Mask {
+  const step = Math.max(1, Math.floor(image.data.length / 300_000));
+  const [lo, hi] = sampledPercentiles(image.data, [1, 99.5], step);
+  const t = 0.3 * otsuThreshold(image.data, lo, hi, 128, step);
+  const m = new Uint8Array(image.data.length);
+  for (let x = 0; x < m.length; x++) m[x] = image.data[x] > t ? 1 : 0;
+  const head = fillHoles(largestComponent(createVolume(image.dims, image.affine, m), 26), {
+    slicewise: true,
+  });
+  return dilate(head, 3);
+}
+
 /** The non-zero region of a skull-stripped image, holes filled. */
 function nonzeroRegion(image: Volume): Mask {
   const m = new Uint8Array(image.data.length);
@@ -341,6 +368,11 @@ export async function extractBrain(
     antialias: false,
   });
   let mask = thresholdMask(probability, m.threshold - 1e-7);
+  if (options.insideHead !== false) {
+    // the brain lies inside the head: drop anything the network puts in the background around it
+    const head = headMask(image);
+    for (let x = 0; x < mask.data.length; x++) if (head.data[x] === 0) mask.data[x] = 0;
+  }
   mask = fillHoles(largestComponent(mask, 26), { slicewise: true });
   const volumeMl = maskVolumeMl(mask);
   if (volumeMl === 0)
