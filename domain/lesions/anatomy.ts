@@ -13,6 +13,7 @@ import { applyAffine, invert, multiply, spacingOf } from '../model/geometry.ts';
 import { createVolume, sameGrid, type Mask, type Volume } from '../model/volume.ts';
 import { DomainError } from '../errors.ts';
 import { maskedPercentiles, otsuThreshold } from '../preprocess/filters.ts';
+import { openMask } from '../preprocess/mask-ops.ts';
 import { labelComponents } from './connected-components.ts';
 import { chamferDistance, dilate, fillHoles } from './morphology.ts';
 
@@ -118,22 +119,29 @@ export function anatomyFromParcellation18(parcellation: Mask, flair: Volume): An
 export interface FlairAnatomyOptions {
   /** Brain mask on the FLAIR grid; when absent the FLAIR is taken as skull-stripped (Otsu on its voxels). */
   readonly brainMask?: Mask;
-  /** CSF: FLAIR below this fraction of the median brain intensity (default 0.55). */
+  /** CSF: FLAIR below this fraction of the median brain intensity (default 0.65). */
   readonly csfFraction?: number;
   /** Ventricle seeds: CSF deeper than this from the brain surface, mm (default 15). */
   readonly ventricleDepthMm?: number;
   /** Cortical ribbon: tissue within this distance of the brain surface or of sulcal CSF, mm (default 3). */
   readonly cortexThicknessMm?: number;
+  /** Opening radius (mm) that removes thin CSF sheets before picking ventricles (default 1). */
+  readonly csfOpeningMm?: number;
+  /** Ventricle walls: the core grows into voxels darker than this fraction of the median (default 0.8)… */
+  readonly ventricleWallFraction?: number;
+  /** …by this many 6-connected steps (default 3). */
+  readonly ventricleGrowVoxels?: number;
 }
 
 /**
  * Fallback anatomy from the FLAIR alone (no T1, no parcellation). Rule, in order:
  * 1. brain = the given mask, else the non-zero voxels when ≥ 20 % of the volume is exactly 0 (skull-stripped
  *    input), else an Otsu threshold; then the largest 6-connected component with its holes filled;
- * 2. CSF = brain voxels darker than `csfFraction` × median brain FLAIR (CSF is suppressed on FLAIR);
- * 3. ventricles = CSF deeper than `ventricleDepthMm`/2 from the brain surface, in 6-connected components
- *    that hold ≥ 0.3 mL deeper than `ventricleDepthMm` (the lateral/3rd ventricles are the only deep, large
- *    CSF spaces), grown back by two 6-connected voxels into CSF;
+ * 2. CSF = brain voxels darker than `csfFraction` (0.65) × median brain FLAIR (CSF is nulled on FLAIR);
+ * 3. ventricles = CSF opened by `csfOpeningMm` (1 mm: drops thin sulcal sheets), deeper than
+ *    `ventricleDepthMm`/2 (7.5 mm) from the brain surface and above the lowest 30 % of the brain (basal
+ *    cisterns), in 6-connected components holding ≥ 0.3 mL deeper than `ventricleDepthMm` (15 mm), grown back
+ *    `ventricleGrowVoxels` (3) 6-connected steps into voxels darker than `ventricleWallFraction` (0.8) × median;
  * 4. cortex = non-CSF brain within `cortexThicknessMm` of the outside or of non-ventricular (sulcal) CSF;
  * 5. white matter = the remaining non-CSF brain;
  * 6. infratentorial (approximate, assumes an axial head position within ≈20° of the scanner axes):
@@ -142,9 +150,12 @@ export interface FlairAnatomyOptions {
  *    of the mid-sagittal line behind the centroid (brain stem).
  */
 export function anatomyFromFlair(flair: Volume, options: FlairAnatomyOptions = {}): Anatomy {
-  const csfFraction = options.csfFraction ?? 0.55;
+  const csfFraction = options.csfFraction ?? 0.65;
   const ventricleDepthMm = options.ventricleDepthMm ?? 15;
   const cortexMm = options.cortexThicknessMm ?? 3;
+  const openingMm = options.csfOpeningMm ?? 1;
+  const wallFraction = options.ventricleWallFraction ?? 0.8;
+  const growVoxels = options.ventricleGrowVoxels ?? 3;
   const dims = flair.dims;
   const n = flair.data.length;
   const sp = spacingOf(flair.affine);
@@ -206,35 +217,6 @@ export function anatomyFromFlair(flair: Volume, options: FlairAnatomyOptions = {
   for (let p = 0; p < n; p++) outside[p] = brain[p] === 0 ? 1 : 0;
   const depth = chamferDistance(dims, outside, sp);
 
-  // ventricles: deep CSF (beyond half the seed depth), in components reaching the seed depth with ≥ 0.3 mL
-  // there, grown back by two voxels (6-connected) into CSF so their walls are reached
-  const deepCsf = new Uint8Array(n);
-  for (let p = 0; p < n; p++) deepCsf[p] = csf[p] !== 0 && depth[p] > ventricleDepthMm / 2 ? 1 : 0;
-  const deepCc = labelComponents({ dims, data: deepCsf }, 6);
-  const core = new Float64Array(deepCc.count + 1);
-  for (let p = 0; p < n; p++) {
-    const l = deepCc.labels[p];
-    if (l !== 0 && depth[p] > ventricleDepthMm) core[l] += voxMl;
-  }
-  let ventricles: Uint8Array = new Uint8Array(n);
-  for (let p = 0; p < n; p++) {
-    const l = deepCc.labels[p];
-    ventricles[p] = l !== 0 && core[l] >= 0.3 ? 1 : 0;
-  }
-  for (let it = 0; it < 2; it++) {
-    const grown = dilate(dims, ventricles, 6);
-    for (let p = 0; p < n; p++) grown[p] &= csf[p];
-    ventricles = grown;
-  }
-  let ventricleMl = 0;
-  for (let p = 0; p < n; p++) ventricleMl += ventricles[p] * voxMl;
-
-  const seeds = new Uint8Array(n);
-  for (let p = 0; p < n; p++) {
-    seeds[p] = outside[p] !== 0 || (csf[p] !== 0 && ventricles[p] === 0) ? 1 : 0;
-  }
-  const fromSurface = chamferDistance(dims, seeds, sp);
-
   // brain centroid and extents in LPS
   let cx = 0,
     cy = 0,
@@ -266,6 +248,49 @@ export function anatomyFromFlair(flair: Volume, options: FlairAnatomyOptions = {
   cz /= brainCount;
   const height = zMax - zMin;
   const apExtent = yMax - yMin;
+
+  // ventricles: deep CSF (beyond half the seed depth), in components reaching the seed depth with ≥ 0.3 mL
+  // there, grown back by two voxels (6-connected) into CSF so their walls are reached
+  // an opening first removes thin CSF sheets (interhemispheric fissure, sulci) that are deep but not ventricles
+  const opened = openMask(createVolume(dims, flair.affine, csf), openingMm).data;
+  const deepCsf = new Uint8Array(n);
+  // …and the basal cisterns: no ventricle voxel in the lowest 30 % of the brain's height
+  {
+    let p = 0;
+    for (let k = 0; k < nz; k++)
+      for (let j = 0; j < ny; j++)
+        for (let i = 0; i < nx; i++, p++) {
+          if (opened[p] === 0 || depth[p] <= ventricleDepthMm / 2) continue;
+          const z = A[8] * i + A[9] * j + A[10] * k + A[11];
+          if ((z - zMin) / height >= 0.3) deepCsf[p] = 1;
+        }
+  }
+  const deepCc = labelComponents({ dims, data: deepCsf }, 6);
+  const core = new Float64Array(deepCc.count + 1);
+  for (let p = 0; p < n; p++) {
+    const l = deepCc.labels[p];
+    if (l !== 0 && depth[p] > ventricleDepthMm) core[l] += voxMl;
+  }
+  let ventricles: Uint8Array = new Uint8Array(n);
+  for (let p = 0; p < n; p++) {
+    const l = deepCc.labels[p];
+    ventricles[p] = l !== 0 && core[l] >= 0.3 ? 1 : 0;
+  }
+  // grow back into dark-ish tissue (partial-volume walls): FLAIR < `wallFraction` × median, `growVoxels` steps
+  const wallT = wallFraction * median;
+  for (let it = 0; it < growVoxels; it++) {
+    const grown = dilate(dims, ventricles, 6);
+    for (let p = 0; p < n; p++) if (!(brain[p] !== 0 && flair.data[p] < wallT)) grown[p] = 0;
+    ventricles = grown;
+  }
+  let ventricleMl = 0;
+  for (let p = 0; p < n; p++) ventricleMl += ventricles[p] * voxMl;
+
+  const seeds = new Uint8Array(n);
+  for (let p = 0; p < n; p++) {
+    seeds[p] = outside[p] !== 0 || (csf[p] !== 0 && ventricles[p] === 0) ? 1 : 0;
+  }
+  const fromSurface = chamferDistance(dims, seeds, sp);
 
   const out = new Uint8Array(n);
   let cortexN = 0,
