@@ -326,7 +326,8 @@ export function headMask(image: Volume): Mask {
   const head = fillHoles(largestComponent(createVolume(image.dims, image.affine, m), 26), {
     slicewise: true,
   });
-  return dilate(head, 3);
+  // dilation can close new cavities: fill again so that the head has no holes
+  return fillHoles(dilate(head, 3), { slicewise: true });
 }
 
 /** The non-zero region of a skull-stripped image, holes filled. */
