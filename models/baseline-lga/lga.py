@@ -91,6 +91,7 @@ def segment(case, kappa, use_t1=True):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=DEFAULT_SHARED)
+    ap.add_argument("--save-dir", default=None, help="also write the chosen masks as NIfTI here")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json"))
     args = ap.parse_args()
     cases = {c: load_case(args.shared, c) for c in REAL_CASES}
@@ -108,6 +109,12 @@ def main():
             res[c] = {"kappa": k_best, "chosenOn": other, **{k: round(m[k], 4) for k in
                       ("dice", "precision", "recall", "f1", "volumeErrorPct", "predVolumeMl", "refVolumeMl")}}
             print(name, c, res[c], flush=True)
+            if args.save_dir:
+                from common import save_dhw
+                z, region = belief(cases[c], use_t1)
+                os.makedirs(args.save_dir, exist_ok=True)
+                save_dhw(segment_from(z, region, k_best).astype(np.uint8), cases[c]["ref"],
+                         os.path.join(args.save_dir, f"lga_{name}_{c}.nii.gz"))
         out[name] = {"results": res, "grid": {c: {str(k): {q: round(v, 4) for q, v in m.items()} for k, m in g.items()} for c, g in grid.items()}}
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)
