@@ -42,7 +42,14 @@ import type { ImageSource } from './domain/ports/image-source.port.ts';
 import type { JobQueue } from './domain/ports/job-queue.port.ts';
 import type { Logger } from './domain/ports/logger.port.ts';
 import { getAnalysis, getArtifact, listAnalyses } from './domain/use-cases/analyses.ts';
-import { ingestionPipeline } from './domain/use-cases/ingest-study.ts';
+import { analyzeStudyPipeline } from './domain/use-cases/analyze-study.ts';
+import type { InferenceEngine } from './domain/ports/inference.port.ts';
+import type { ExamLoad } from './domain/ports/report-renderer.port.ts';
+import { encodeNifti } from './adapters/nifti/nifti.ts';
+import { DicomWebClient } from './adapters/dicomweb/client.ts';
+import { DicomWebPacsPublisher } from './adapters/dicom/derived/pacs-publisher.ts';
+import { PdfReportRenderer } from './adapters/report/report-pdf.ts';
+import type { PacsPublisher } from './domain/ports/pacs-publisher.port.ts';
 import { checkReadiness, type ReadinessCheck } from './domain/use-cases/readiness.ts';
 import { runAnalysis, type AnalysisPipeline, type RunOutcome } from './domain/use-cases/run-analysis.ts';
 import { submitOrder } from './domain/use-cases/submit-order.ts';
@@ -60,6 +67,10 @@ export interface Overrides {
   readonly artifacts?: ArtifactStore;
   /** The analysis pipeline run for each job (default: the one assembled from the configured adapters). */
   readonly pipeline?: AnalysisPipeline;
+  /** Inference engine of the default pipeline (default: onnxruntime-node, or the configured remote server). */
+  readonly engine?: InferenceEngine;
+  /** Where the default pipeline stores results in the PACS (default: STOW-RS to the configured PACS). */
+  readonly publisher?: PacsPublisher;
   /**
    * Where studies are read from (default: the STOW-RS inbox, then the configured PACS, then the configured
    * DICOM folder — the first that has the study).
@@ -99,6 +110,23 @@ export interface Composition {
   startWorker(): Worker;
   /** Stops the worker (within its grace period) and closes queue and store. Idempotent. */
   close(): Promise<void>;
+}
+
+async function openEngine(config: Config, logger: Logger): Promise<InferenceEngine> {
+  if (config.inference.remoteUrl !== undefined) {
+    const { KServeInferenceClient } = await import('./adapters/onnx/remote/kserve-client.ts');
+    return new KServeInferenceClient({
+      url: config.inference.remoteUrl,
+      timeoutMs: config.inference.remoteTimeoutMs,
+    });
+  }
+  const { OnnxInferenceEngine } = await import('./adapters/onnx/onnx-engine.ts');
+  return new OnnxInferenceEngine({
+    provider: config.inference.provider,
+    cudaFallback: config.inference.cudaFallback,
+    ...(config.inference.threads === undefined ? {} : { intraOpThreads: config.inference.threads }),
+    logger,
+  });
 }
 
 async function openStore(config: Config): Promise<AnalysisStore> {
@@ -169,8 +197,7 @@ async function assemble(
   const workerId = config.worker.id ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const inbox = await FsDicomInbox.open(config.inboxDir);
   const images = overrides.imageSource ?? openImageSource(config, inbox);
-  const pipeline =
-    overrides.pipeline ?? ingestionPipeline({ images, rules: await loadSeriesRules(config.seriesRulesPath) });
+  const rules = await loadSeriesRules(config.seriesRulesPath);
   const receiveInstances: NonNullable<ApiUseCases['receiveInstances']> =
     overrides.receiveInstances ??
     (async (parts) => {
@@ -196,6 +223,64 @@ async function assemble(
     });
     return models;
   };
+
+  // onnxruntime (or the remote client) loads on the first analysis, not at start: API-only nodes never load it.
+  let engine: Promise<InferenceEngine> | undefined;
+  const inferenceEngine = (): Promise<InferenceEngine> => {
+    engine ??=
+      overrides.engine !== undefined ? Promise.resolve(overrides.engine) : openEngine(config, logger);
+    return engine;
+  };
+  const publisher =
+    overrides.publisher ??
+    (config.pacs === undefined || !config.pipeline.publishToPacs
+      ? undefined
+      : new DicomWebPacsPublisher({
+          stow: new DicomWebClient({
+            url: config.pacs.dicomWebUrl,
+            timeoutMs: config.pacs.timeoutMs,
+            ...(config.pacs.username === undefined || config.pacs.password === undefined
+              ? {}
+              : { auth: { username: config.pacs.username, password: config.pacs.password } }),
+          }),
+        }));
+  const history = async (patientId: string, excludeId: string): Promise<ExamLoad[]> => {
+    const page = await store.list({ patientId, status: 'succeeded', limit: 50, offset: 0 });
+    return page.items.flatMap((a) =>
+      a.id === excludeId || a.result?.studyDate === undefined
+        ? []
+        : [
+            {
+              date: a.result.studyDate,
+              totalVolumeMl: a.result.lesions.totalVolumeMl,
+              count: a.result.lesions.count,
+            },
+          ],
+    );
+  };
+  const pipeline: AnalysisPipeline =
+    overrides.pipeline ??
+    (async (ctx) => {
+      const [models, eng] = await Promise.all([modelRegistry(), inferenceEngine()]);
+      return analyzeStudyPipeline({
+        load: { images, rules },
+        segment: { engine: eng, models },
+        codec: {
+          encodeNifti: (v, description) =>
+            encodeNifti(v, { gzip: true, ...(description === undefined ? {} : { description }) }),
+        },
+        now: () => clock.now(),
+        report: new PdfReportRenderer(),
+        ...(publisher === undefined ? {} : { publisher }),
+        history,
+        settings: {
+          mirror: config.pipeline.mirror,
+          anatomy: config.pipeline.anatomy,
+          brainExtraction: { spacing: config.pipeline.brainSpacingMm },
+          parcellationSpacing: config.pipeline.parcellationSpacingMm,
+        },
+      })(ctx);
+    });
 
   const checks: ReadinessCheck[] = [
     { name: 'store', check: () => store.ping() },
@@ -326,6 +411,7 @@ async function assemble(
         await ehr.close();
         if (overrides.queue === undefined) await queue.close();
         if (overrides.store === undefined) await store.close();
+        if (engine !== undefined && overrides.engine === undefined) await (await engine).close();
       })();
       return closing;
     },

@@ -76,6 +76,24 @@ export interface Config {
     readonly provider: 'cpu' | 'cuda';
     readonly cudaFallback: 'cpu' | 'fail';
     readonly maxInFlight: number;
+    /** onnxruntime intra-op threads (default: its own choice, all cores). */
+    readonly threads?: number;
+    /** A KServe v2 / Triton inference server: workers send their patches there instead of running them. */
+    readonly remoteUrl?: string;
+    readonly remoteTimeoutMs: number;
+  };
+  /** The analysis pipeline (domain/use-cases/analyze-study.ts). */
+  readonly pipeline: {
+    /** Test-time mirroring over the model's allowed axes. */
+    readonly mirror: boolean;
+    /** Anatomy for lesion location: the parcellation model (falls back to FLAIR) or the FLAIR rule only. */
+    readonly anatomy: 'parcellation' | 'flair';
+    /** Spacing (mm) of brain extraction for raw (not skull-stripped) inputs: 1 accurate … 2 fast. */
+    readonly brainSpacingMm: number;
+    /** Spacing (mm) at which the parcellation model runs. */
+    readonly parcellationSpacingMm: number;
+    /** Store SEG / SR / PDF / overlay series back to the PACS (when one is configured). */
+    readonly publishToPacs: boolean;
   };
   readonly readiness: { readonly timeoutMs: number };
   /** EHR integration (docs/dev-notes/fhir.md): API auth, FHIR push, HL7 v2 listener and ORU peer. */
@@ -114,6 +132,7 @@ type FieldType =
   | { kind: 'string'; min?: number }
   | { kind: 'url'; protocols: readonly string[] }
   | { kind: 'int'; min: number; max: number }
+  | { kind: 'number'; min: number; max: number }
   | { kind: 'bool' }
   | { kind: 'enum'; values: readonly string[] }
   | { kind: 'path' };
@@ -216,6 +235,38 @@ export const FIELDS: readonly Field[] = [
     default: 'fail',
   },
   { path: 'inference.maxInFlight', env: 'MSLESION_INFERENCE_MAX_IN_FLIGHT', type: int(1, 256), default: 4 },
+  { path: 'inference.threads', env: 'MSLESION_INFERENCE_THREADS', type: int(1, 256) },
+  {
+    path: 'inference.remoteUrl',
+    env: 'MSLESION_INFERENCE_URL',
+    type: { kind: 'url', protocols: ['http:', 'https:'] },
+  },
+  {
+    path: 'inference.remoteTimeoutMs',
+    env: 'MSLESION_INFERENCE_TIMEOUT_MS',
+    type: int(100),
+    default: 120_000,
+  },
+  { path: 'pipeline.mirror', env: 'MSLESION_TTA_MIRROR', type: { kind: 'bool' }, default: true },
+  {
+    path: 'pipeline.anatomy',
+    env: 'MSLESION_ANATOMY',
+    type: { kind: 'enum', values: ['parcellation', 'flair'] },
+    default: 'parcellation',
+  },
+  {
+    path: 'pipeline.brainSpacingMm',
+    env: 'MSLESION_BRAIN_SPACING_MM',
+    type: { kind: 'number', min: 0.5, max: 4 },
+    default: 1.5,
+  },
+  {
+    path: 'pipeline.parcellationSpacingMm',
+    env: 'MSLESION_PARCELLATION_SPACING_MM',
+    type: { kind: 'number', min: 0.5, max: 4 },
+    default: 1.5,
+  },
+  { path: 'pipeline.publishToPacs', env: 'MSLESION_PACS_PUBLISH', type: { kind: 'bool' }, default: true },
   { path: 'readiness.timeoutMs', env: 'MSLESION_READINESS_TIMEOUT_MS', type: int(50), default: 3000 },
   {
     path: 'ehr.authIssuer',
@@ -314,6 +365,15 @@ function coerce(field: Field, value: unknown, from: string, cwd: string, problem
         problems.push(
           `${where}: must be an integer ${t.min}–${t.max === Number.MAX_SAFE_INTEGER ? '∞' : t.max}`,
         );
+        return undefined;
+      }
+      return n;
+    }
+    case 'number': {
+      const n =
+        typeof text === 'number' ? text : typeof text === 'string' && text !== '' ? Number(text) : NaN;
+      if (!Number.isFinite(n) || n < t.min || n > t.max) {
+        problems.push(`${where}: must be a number ${t.min}–${t.max}`);
         return undefined;
       }
       return n;

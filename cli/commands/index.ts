@@ -19,6 +19,11 @@ export interface CommandEntry {
 }
 
 export const COMMANDS: Readonly<Partial<Record<string, CommandEntry>>> = {
+  analyze: {
+    summary:
+      'The whole pipeline on a local DICOM study: report, masks, FHIR bundle, ORU, DICOM SEG/SR/overlay',
+    load: () => import('./analyze.ts'),
+  },
   dicom2nifti: {
     summary: 'Every series of a DICOM folder to .nii.gz + JSON sidecar (classification, geometry)',
     load: () => import('./dicom2nifti.ts'),

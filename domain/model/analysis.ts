@@ -143,6 +143,12 @@ export interface AnalysisResult {
   readonly lesions: LesionSummary;
   readonly change?: ChangeSummary;
   readonly series: { readonly flair: SeriesRef; readonly t2?: SeriesRef; readonly t1?: SeriesRef };
+  /** The analysed study's date (DICOM DA, YYYYMMDD), for trends. */
+  readonly studyDate?: string;
+  /** Where the anatomy for lesion location came from ('parcellation18' | 'flair-heuristic'). */
+  readonly anatomySource?: string;
+  /** Where inference ran, e.g. 'onnxruntime-node/cpu'. */
+  readonly backend?: string;
   readonly warnings: readonly string[];
 }
 

@@ -693,6 +693,12 @@ export interface components {
         t2?: components['schemas']['SeriesRef'];
         t1?: components['schemas']['SeriesRef'];
       };
+      /** @description The analysed study's date (DICOM DA, YYYYMMDD). */
+      studyDate?: string;
+      /** @description Where the anatomy for lesion location came from (parcellation18 or flair-heuristic). */
+      anatomySource?: string;
+      /** @description Where inference ran, e.g. onnxruntime-node/cpu. */
+      backend?: string;
       warnings: string[];
     };
     /** @description A FHIR R4 resource (validated against the R4 definitions by the service, not by this schema). */

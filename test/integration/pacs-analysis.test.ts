@@ -1,14 +1,16 @@
 /**
  * A POSTed analysis against a real Orthanc PACS: studies built from the committed open_ms NIfTI case with the
  * research import (cropped to keep the test small), stored in Orthanc over STOW-RS, then ordered through the
- * REST API of the composed service (SQLite, in-process worker, DICOMweb image source). The study with FLAIR
- * and T2 is pulled, classified and built into volumes; the one without FLAIR fails with SERIES.NO_FLAIR;
+ * REST API of the composed service (SQLite, in-process worker, DICOMweb image source, the full analysis
+ * pipeline with a small real ONNX network from test/fixtures/models so it runs in seconds). The study with FLAIR
+ * and T2 is pulled, classified, built into volumes, segmented with the FLAIR+T2 variant (no T1), measured, and
+ * its SEG / SR / PDF / overlay series land back in Orthanc; the one without FLAIR fails with SERIES.NO_FLAIR;
  * an unknown study fails with STUDY.NOT_FOUND; a study pushed to the service itself (STOW-RS) is analysed
  * from its inbox; a stopped PACS makes readiness fail and the job retry with PACS.* codes.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../config.ts';
@@ -19,7 +21,7 @@ import { buildResearchStudy, type ImportedStudy } from '../../adapters/dicom/res
 import { readNifti } from '../../adapters/nifti/nifti.ts';
 import { crop, type Volume } from '../../domain/model/volume.ts';
 import { errorCode, serve, type TestServer } from '../contracts/http-client.ts';
-import { openMs } from '../helpers/fixtures.ts';
+import { FIXTURES, REPO_ROOT, openMs } from '../helpers/fixtures.ts';
 import { startOrthanc, type OrthancHandle } from '../helpers/orthanc.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -36,6 +38,11 @@ interface AnalysisBody {
   progress: number;
   attempts: number;
   error?: { code: string; message: string };
+  result?: {
+    model: { id: string; variant: string; reason: string };
+    lesions: { count: number; totalVolumeMl: number };
+  };
+  artifacts: { name: string }[];
   findings?: { seriesInstanceUid: string; role: string; selected: boolean; reason: string }[];
 }
 
@@ -78,11 +85,18 @@ describe('analysis of a study held by a real Orthanc PACS', () => {
       );
     }
     dir = mkdtempSync(join(tmpdir(), 'mslesion-pacs-'));
+    // a small real lesion network (random weights) and the real brain-extraction model (the crop has no background)
     mkdirSync(join(dir, 'models'));
+    cpSync(join(FIXTURES, 'models', 'tiny-unet'), join(dir, 'models', 'tiny-unet'), { recursive: true });
+    cpSync(join(REPO_ROOT, 'models', 'brain-mindgrab'), join(dir, 'models', 'brain-mindgrab'), {
+      recursive: true,
+    });
     const config = loadConfig({
       env: {
         MSLESION_DATA_DIR: dir,
         MSLESION_MODELS_DIR: join(dir, 'models'),
+        MSLESION_DEFAULT_MODEL: 'tiny-unet',
+        MSLESION_ANATOMY: 'flair',
         MSLESION_PACS_URL: pacs.dicomWebUrl,
         MSLESION_PACS_USERNAME: pacs.username,
         MSLESION_PACS_PASSWORD: pacs.password,
@@ -144,6 +158,23 @@ describe('analysis of a study held by a real Orthanc PACS', () => {
       ].sort(),
     );
     assert.match(selected.find((f) => f.role === 'FLAIR')!.reason, /64×64×24/);
+    // segmented with the variant the study allows, measured, reported
+    assert.equal(a.result?.model.id, 'tiny-unet');
+    assert.equal(a.result.model.variant, 'flair-t2');
+    assert.match(a.result.model.reason, /T1/);
+    assert.ok(a.result.lesions.count >= 0 && Number.isFinite(a.result.lesions.totalVolumeMl));
+    const names = a.artifacts.map((x) => x.name);
+    for (const n of ['lesion_mask.nii.gz', 'lesions.csv', 'report.pdf']) assert.ok(names.includes(n), n);
+    const pdf = await s.call('getReport', `/analyses/${a.id}/report.pdf`);
+    assert.equal(pdf.status, 200);
+    // the derived objects are filed under the analysed study in the PACS
+    const series = (await (
+      await fetch(`${pacs.dicomWebUrl}/studies/${withFlair.studyInstanceUid}/series`, {
+        headers: { authorization: pacs.authorization, accept: 'application/dicom+json' },
+      })
+    ).json()) as Record<string, { Value?: unknown[] }>[];
+    const modalities = series.map((x) => String(x['00080060']?.Value?.[0])).sort();
+    assert.deepEqual(modalities, ['DOC', 'MR', 'MR', 'OT', 'SEG', 'SR']);
   });
 
   it('fails a study without FLAIR with SERIES.NO_FLAIR, recording what it found', async () => {
