@@ -90,7 +90,7 @@ export interface Config {
     readonly anatomy: 'parcellation' | 'flair';
     /** Spacing (mm) of brain extraction for raw (not skull-stripped) inputs: 1 accurate … 2 fast. */
     readonly brainSpacingMm: number;
-    /** Spacing (mm) at which the parcellation model runs. */
+    /** Spacing (mm) at which the parcellation model runs (1: at 1.5 mm brainchop loses the ventricles). */
     readonly parcellationSpacingMm: number;
     /** Store SEG / SR / PDF / overlay series back to the PACS (when one is configured). */
     readonly publishToPacs: boolean;
@@ -264,7 +264,7 @@ export const FIELDS: readonly Field[] = [
     path: 'pipeline.parcellationSpacingMm',
     env: 'MSLESION_PARCELLATION_SPACING_MM',
     type: { kind: 'number', min: 0.5, max: 4 },
-    default: 1.5,
+    default: 1,
   },
   { path: 'pipeline.publishToPacs', env: 'MSLESION_PACS_PUBLISH', type: { kind: 'bool' }, default: true },
   { path: 'readiness.timeoutMs', env: 'MSLESION_READINESS_TIMEOUT_MS', type: int(50), default: 3000 },

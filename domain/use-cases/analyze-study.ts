@@ -47,7 +47,8 @@ export interface AnalyzeStudySettings {
    * FLAIR rule only (fast). Default 'parcellation'.
    */
   readonly anatomy?: 'parcellation' | 'flair';
-  /** Voxel spacing (mm) at which the parcellation model runs (default 1.5). */
+  /** Voxel spacing (mm) at which the parcellation model runs (default 1: its training resolution; at 1.5 mm
+   * it no longer finds the ventricles). */
   readonly parcellationSpacing?: number;
 }
 
@@ -145,7 +146,7 @@ async function buildAnatomy(
         { manifest: model, artifact },
         {
           brainMask: seg.brainMask,
-          spacing: deps.settings?.parcellationSpacing ?? 1.5,
+          spacing: deps.settings?.parcellationSpacing ?? 1,
         },
       );
       return { anatomy: anatomyFromParcellation18(parc.labels, flair), warnings };

@@ -173,7 +173,7 @@ describe('analysis of a study held by a real Orthanc PACS', () => {
         headers: { authorization: pacs.authorization, accept: 'application/dicom+json' },
       })
     ).json()) as Record<string, { Value?: unknown[] }>[];
-    const modalities = series.map((x) => String(x['00080060']?.Value?.[0])).sort();
+    const modalities = series.map((x) => String(x['00080060'].Value?.[0])).sort();
     assert.deepEqual(modalities, ['DOC', 'MR', 'MR', 'OT', 'SEG', 'SR']);
   });
 
