@@ -188,6 +188,19 @@ function sectionTitle(doc: Doc, title: string, y: number): number {
   return y + 20;
 }
 
+/** Cuts `text` to fit `width` at the current font and size, ending with '...' when cut. */
+function fitText(doc: Doc, text: string, width: number): string {
+  if (doc.widthOfString(text) <= width) return text;
+  let lo = 0;
+  let hi = text.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (doc.widthOfString(text.slice(0, mid).trimEnd() + '...') <= width) lo = mid;
+    else hi = mid - 1;
+  }
+  return text.slice(0, lo).trimEnd() + '...';
+}
+
 function fields(
   doc: Doc,
   x: number,
@@ -199,11 +212,11 @@ function fields(
   let yy = y;
   for (const [label, value] of rows) {
     doc.font('Helvetica').fontSize(8).fillColor(MUTED).text(label, x, yy, { width: labelW });
-    doc
-      .font('Helvetica')
-      .fontSize(8.5)
-      .fillColor(INK)
-      .text(latin1(value), x + labelW, yy - 0.5, { width: width - labelW, lineBreak: false, ellipsis: true });
+    doc.font('Helvetica').fontSize(8.5).fillColor(INK);
+    // one line per field: long values (model names, study descriptions) are cut, never wrapped over the next row
+    doc.text(fitText(doc, latin1(value), width - labelW - 4), x + labelW, yy - 0.5, {
+      lineBreak: false,
+    });
     yy += 13;
   }
   return yy;
