@@ -5,15 +5,16 @@
  * ORU^R01 on a real MLLP peer (@medplum/hl7). Repeated orders start nothing new; a commit-then-fail fault on
  * the FHIR server and an AR from the peer are retried without creating anything twice.
  *
- * The analysis pipeline here is the real ingestion (DICOMweb pull, series classification, volume assembly)
- * followed by the real lesion table (connected components, volumes, locations on a FLAIR-derived anatomy)
- * of the committed expert lesion mask, resampled onto the FLAIR built from the PACS — the lesion model is
- * not part of this test (the full pipeline, analyze-study.ts, replaces this step when it lands).
+ * The analysis is the REAL composed pipeline (compose.ts defaults, no override): DICOMweb pull, series
+ * classification, volume assembly, brain extraction with the real brain-mindgrab model (the crop has no
+ * background), lesion segmentation with the small real ONNX test network test/fixtures/models/tiny-unet
+ * (random weights: the numbers are meaningless, the structure is not), lesion table, artifacts, report PDF and
+ * the PACS publish of SEG / SR / PDF / overlay back into Orthanc. A study without FLAIR fails with
+ * SERIES.NO_FLAIR and an unknown study is refused with STUDY.NOT_FOUND while the service keeps serving.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Hl7Message } from '@medplum/core';
@@ -23,22 +24,15 @@ import { loadConfig } from '../../config.ts';
 import { compose, type Composition } from '../../compose.ts';
 import { createLogger } from '../../adapters/logging/logger.ts';
 import { DicomWebClient } from '../../adapters/dicomweb/client.ts';
-import { DicomWebImageSource } from '../../adapters/dicomweb/dicomweb-source.ts';
 import { buildResearchStudy, type ImportedStudy } from '../../adapters/dicom/research-import.ts';
-import { loadSeriesRules } from '../../adapters/dicom/series-rules-file.ts';
 import { readNifti } from '../../adapters/nifti/nifti.ts';
 import { fhirErrors } from '../../adapters/fhir/validation.ts';
 import { SmartBackendAuth } from '../../adapters/fhir/smart-auth.ts';
 import { ORM } from '../../adapters/hl7v2/testing/messages.ts';
-import { crop, type Mask, type Volume } from '../../domain/model/volume.ts';
+import { crop, type Volume } from '../../domain/model/volume.ts';
 import type { Analysis } from '../../domain/model/analysis.ts';
-import { anatomyFromFlair } from '../../domain/lesions/anatomy.ts';
-import { analyzeLesions } from '../../domain/lesions/lesion-table.ts';
-import { gridOf, resampleMask } from '../../domain/preprocess/resample.ts';
-import { loadInputsWithProgress } from '../../domain/use-cases/ingest-study.ts';
-import type { AnalysisPipeline } from '../../domain/use-cases/run-analysis.ts';
-import { serve, type TestServer } from '../contracts/http-client.ts';
-import { openMs } from '../helpers/fixtures.ts';
+import { errorCode, serve, type TestServer } from '../contracts/http-client.ts';
+import { FIXTURES, REPO_ROOT, openMs } from '../helpers/fixtures.ts';
 import { freePort, startOrthanc, type OrthancHandle } from '../helpers/orthanc.ts';
 import { clientKeys, startOAuthServer, type OAuthServer } from '../integration/support/oauth-server.ts';
 import { startFhirServer, type FhirServer } from '../integration/support/fhir-server.ts';
@@ -69,13 +63,14 @@ describe('EHR end to end: orders in, results out', () => {
   let c: Composition;
   let s: TestServer;
   let study: ImportedStudy;
+  let noFlair: ImportedStudy;
   let ehrToken: string;
   let ehrPatient: Patient;
   let hl7Port: number;
 
   before(async () => {
     pacs = await startOrthanc();
-    const [flair, t2] = await Promise.all([cropped('FLAIR'), cropped('T2')]);
+    const [flair, t2, t1] = await Promise.all([cropped('FLAIR'), cropped('T2'), cropped('T1')]);
     study = buildResearchStudy(
       [
         { contrast: 'FLAIR', volume: flair, source: 'patient07/FLAIR.nii.gz' },
@@ -83,12 +78,18 @@ describe('EHR end to end: orders in, results out', () => {
       ],
       { patientId: 'OPENMS-07', studyDate: '20240105' },
     );
+    noFlair = buildResearchStudy([{ contrast: 'T1', volume: t1, source: 'patient07/T1.nii.gz' }], {
+      patientId: 'OPENMS-07',
+      studyDate: '20240106',
+    });
     const dicomweb = new DicomWebClient({
       url: pacs.dicomWebUrl,
       auth: { username: pacs.username, password: pacs.password },
     });
-    const stored = await dicomweb.stowInstances(study.series.flatMap((x) => x.instances));
-    assert.ok(stored.instances.every((i) => i.stored));
+    for (const st of [study, noFlair]) {
+      const stored = await dicomweb.stowInstances(st.series.flatMap((x) => x.instances));
+      assert.ok(stored.instances.every((i) => i.stored));
+    }
 
     // The EHR: OAuth server, SMART-protected FHIR server holding the patient, MLLP peer for results.
     const fhirPort = await freePort();
@@ -139,7 +140,12 @@ describe('EHR end to end: orders in, results out', () => {
 
     // The service, configured as a deployment would be.
     dir = mkdtempSync(join(tmpdir(), 'mslesion-e2e-'));
+    // the small real lesion network (random weights) and the real brain-extraction model
     mkdirSync(join(dir, 'models'));
+    cpSync(join(FIXTURES, 'models', 'tiny-unet'), join(dir, 'models', 'tiny-unet'), { recursive: true });
+    cpSync(join(REPO_ROOT, 'models', 'brain-mindgrab'), join(dir, 'models', 'brain-mindgrab'), {
+      recursive: true,
+    });
     const keyFile = join(dir, 'smart-key.json');
     writeFileSync(keyFile, JSON.stringify(push.privateJwk));
     hl7Port = await freePort();
@@ -147,6 +153,9 @@ describe('EHR end to end: orders in, results out', () => {
       env: {
         MSLESION_DATA_DIR: dir,
         MSLESION_MODELS_DIR: join(dir, 'models'),
+        MSLESION_DEFAULT_MODEL: 'tiny-unet',
+        MSLESION_ANATOMY: 'flair',
+        MSLESION_TTA_MIRROR: 'false',
         MSLESION_PACS_URL: pacs.dicomWebUrl,
         MSLESION_PACS_USERNAME: pacs.username,
         MSLESION_PACS_PASSWORD: pacs.password,
@@ -166,51 +175,8 @@ describe('EHR end to end: orders in, results out', () => {
         MSLESION_OUTBOX_POLL_MS: '100',
       },
     });
-    const images = new DicomWebImageSource({
-      url: pacs.dicomWebUrl,
-      auth: { username: pacs.username, password: pacs.password },
-    });
-    const rules = await loadSeriesRules();
-    const maskNifti = await cropped('lesion_mask');
-    const maskSha = createHash('sha256')
-      .update(readFileSync(openMs('cross_sectional', 'patient07', 'lesion_mask.nii.gz')))
-      .digest('hex');
-    const pipeline: AnalysisPipeline = async (ctx) => {
-      const inputs = await loadInputsWithProgress(
-        { images, rules },
-        ctx,
-        ctx.analysis.order.studyInstanceUid,
-        0,
-        0.8,
-      );
-      const flairVolume = inputs.flair.volume;
-      const mask = resampleMask(maskNifti as Mask, gridOf(flairVolume));
-      const { summary } = analyzeLesions(mask, flairVolume, anatomyFromFlair(flairVolume));
-      await ctx.progress(0.95, 'measured');
-      return {
-        findings: inputs.findings,
-        result: {
-          model: {
-            id: 'expert-reference',
-            name: 'Expert consensus lesion mask (e2e reference)',
-            version: '1',
-            variant: 'flair',
-            channels: ['FLAIR'],
-            sha256: maskSha,
-            reason: 'end-to-end test of the EHR integration',
-          },
-          lesions: summary,
-          series: {
-            flair: {
-              seriesInstanceUid: inputs.flair.series.seriesInstanceUid,
-              instances: inputs.flair.series.numberOfInstances,
-            },
-          },
-          warnings: [],
-        },
-      };
-    };
-    c = await compose(config, { logger: createLogger({ level: 'silent' }), imageSource: images, pipeline });
+    // the composed service exactly as deployed: default pipeline, image source, publisher — no override
+    c = await compose(config, { logger: createLogger({ level: 'silent' }) });
     c.startWorker();
     await c.ehr.startListener();
     s = await serve(c.app);
@@ -302,7 +268,49 @@ describe('EHR end to end: orders in, results out', () => {
     const hl7Analysis = page.items.find((a) => a.order.source === 'hl7v2')!;
 
     const [a1, a2] = await Promise.all([delivered(fhirAnalysisId), delivered(hl7Analysis.id)]);
-    assert.ok((a1.result?.lesions.count ?? 0) > 0, 'the expert mask has lesions in the cropped block');
+    // the real pipeline ran: the test network (random weights, deterministic) marks lesions on this block
+    for (const a of [a1, a2]) {
+      assert.equal(a.result?.model.id, 'tiny-unet');
+      assert.equal(a.result.model.variant, 'flair-t2', 'FLAIR + T2 in the study, no T1');
+      assert.equal(a.result.anatomySource, 'flair-heuristic');
+      assert.ok(a.result.lesions.count > 0, 'lesions found on the cropped block');
+      const csv = await c.artifacts.get(a.id, 'lesions.csv');
+      assert.equal(new TextDecoder().decode(csv!.data).trim().split('\n').length - 1, a.result.lesions.count);
+      for (const n of ['lesion_mask.nii.gz', 'lesion_labels.nii.gz', 'brain_mask.nii.gz', 'report.pdf'])
+        assert.ok(
+          a.artifacts.some((x) => x.name === n),
+          n,
+        );
+    }
+    assert.deepEqual(a2.result?.lesions, a1.result?.lesions, 'the same study gives the same lesions');
+
+    // The PACS: each analysis filed its SEG, SR, PDF and overlay series under the study, once.
+    const qido = async (path: string) =>
+      (await (
+        await fetch(`${pacs.dicomWebUrl}${path}`, {
+          headers: { authorization: pacs.authorization, accept: 'application/dicom+json' },
+        })
+      ).json()) as Record<string, { Value?: unknown[] } | undefined>[];
+    const seriesInPacs = await qido(`/studies/${study.studyInstanceUid}/series`);
+    assert.deepEqual(seriesInPacs.map((x) => String(x['00080060']?.Value?.[0])).sort(), [
+      'DOC',
+      'DOC',
+      'MR',
+      'MR',
+      'OT',
+      'OT',
+      'SEG',
+      'SEG',
+      'SR',
+      'SR',
+    ]);
+    const flairUid = study.series.find((x) => x.contrast === 'FLAIR')!.seriesInstanceUid;
+    for (const seg of seriesInPacs.filter((x) => x['00080060']?.Value?.[0] === 'SEG')) {
+      const segUid = String(seg['0020000E']?.Value?.[0]);
+      const [meta] = await qido(`/studies/${study.studyInstanceUid}/series/${segUid}/metadata`);
+      const refSeries = meta['00081115']?.Value?.[0] as Record<string, { Value?: unknown[] }> | undefined;
+      assert.equal(refSeries?.['0020000E'].Value?.[0], flairUid, 'the SEG references the analysed FLAIR');
+    }
 
     // The FHIR server: one shared ImagingStudy and Device, per analysis a report and its observations.
     const reports = await fhir.all<DiagnosticReport>('DiagnosticReport');
@@ -335,12 +343,26 @@ describe('EHR end to end: orders in, results out', () => {
     assert.equal(oru.getSegment('MSH')?.getField(9).toString(), 'ORU^R01^ORU_R01');
     assert.ok(oru.getAllSegments('OBX').length >= 10);
 
-    // Queueing the same results again changes nothing; the service's own FHIR API serves them too.
+    // Queueing the same results again creates nothing twice. The bundle's ImagingStudy is read from the PACS
+    // at queueing time, and the study has grown since a1's first delivery (a2's SEG/SR/PDF/overlay series),
+    // so the FHIR message may be re-pushed once (an update of the same resources); the ORU is unchanged.
+    const writesBefore = fhir.writes.length;
     const again2 = await c.ehr.afterSucceeded(a1);
+    assert.equal(again2.find((d) => d.channel === 'hl7v2')?.state, 'delivered');
+    await delivered(a1.id);
+    const third = await c.ehr.afterSucceeded(a1);
     assert.deepEqual(
-      again2.map((d) => d.state),
+      third.map((d) => d.state),
       ['delivered', 'delivered'],
+      'identical content is not queued again',
     );
+    assert.ok(fhir.writes.length - writesBefore <= 1, 'at most one re-push of the grown ImagingStudy');
+    assert.equal((await fhir.all('DiagnosticReport')).length, 2);
+    assert.equal((await fhir.all('ImagingStudy')).length, 1);
+    assert.equal((await fhir.all('Device')).length, 1);
+    assert.equal((await fhir.all('Observation')).length, 2 * 6);
+    assert.equal(orus.length, 3, 'no ORU sent again');
+    // the service's own FHIR API serves the results too
     const search = await s.call(
       'fhirSearchObservation',
       `/fhir/Observation?subject=Patient/${ehrPatient.id!}`,
@@ -350,5 +372,66 @@ describe('EHR end to end: orders in, results out', () => {
     );
     assert.equal(search.status, 200);
     assert.equal((search.json as { total: number }).total, 6);
+  });
+  it('fails a study without FLAIR with SERIES.NO_FLAIR and refuses an unknown study with STUDY.NOT_FOUND, and keeps serving', async () => {
+    const reportsBefore = (await fhir.all('DiagnosticReport')).length;
+    const orusBefore = orus.length;
+    const order = (placer: string, studyUid: string): ServiceRequest => ({
+      resourceType: 'ServiceRequest',
+      identifier: [{ system: 'urn:oid:1.2.3.99', value: placer }],
+      status: 'active',
+      intent: 'order',
+      code: { coding: [{ system: 'http://loinc.org', code: '24590-2' }] },
+      subject: { reference: `Patient/${ehrPatient.id!}` },
+      supportingInfo: [
+        { type: 'ImagingStudy', identifier: { system: 'urn:dicom:uid', value: `urn:oid:${studyUid}` } },
+      ],
+    });
+    const post = (sr: ServiceRequest) =>
+      s.call('fhirCreateServiceRequest', '/fhir/ServiceRequest', {
+        method: 'POST',
+        headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${ehrToken}` },
+        body: JSON.stringify(sr),
+      });
+
+    // unknown to the PACS: refused at the door with a coded OperationOutcome, nothing queued
+    const unknown = await post(order('E2E-FHIR-404', '1.2.826.0.1.3680043.8.498.424242'));
+    assert.equal(unknown.status, 404, JSON.stringify(unknown.json));
+    assert.equal((unknown.json as Resource).resourceType, 'OperationOutcome');
+    assert.equal(errorCode(unknown.json), 'STUDY.NOT_FOUND');
+
+    // in the PACS but without FLAIR: accepted, then the analysis fails with the loader's code and what it found
+    const created = await post(order('E2E-FHIR-T1', noFlair.studyInstanceUid));
+    assert.equal(created.status, 201, JSON.stringify(created.json));
+    const id = (created.json as ServiceRequest).id!;
+    let failed: Analysis | undefined;
+    for (let i = 0; i < 600 && failed === undefined; i++) {
+      const a = await c.store.get(id);
+      if (a?.status === 'failed') failed = a;
+      else if (a?.status === 'succeeded') assert.fail('a study without FLAIR was analysed');
+      else await sleep(100);
+    }
+    assert.ok(failed, 'the analysis failed');
+    assert.equal(failed.error?.code, 'SERIES.NO_FLAIR');
+    assert.equal(failed.attempts, 1, 'a coded input error is not retried');
+    assert.deepEqual(
+      (failed.findings ?? []).map((f) => [f.role, f.selected]),
+      [['T1', false]],
+    );
+    const sr = await s.call('fhirReadServiceRequest', `/fhir/ServiceRequest/${id}`, {
+      headers: { authorization: `Bearer ${ehrToken}` },
+    });
+    assert.equal(sr.status, 200);
+    assert.equal((sr.json as ServiceRequest).id, id);
+
+    // nothing was sent to the EHR for them, and the service still serves
+    await sleep(500);
+    assert.equal((await fhir.all('DiagnosticReport')).length, reportsBefore);
+    assert.equal(orus.length, orusBefore);
+    const page = await c.store.list({ limit: 10, offset: 0 });
+    assert.equal(page.total, 3, 'the refused order started nothing');
+    assert.equal((await s.call('getHealth', '/healthz')).status, 200);
+    const ready = await s.call('getReadiness', '/readyz');
+    assert.equal(ready.status, 200, JSON.stringify(ready.json));
   });
 });
