@@ -7,7 +7,7 @@
  *   3. anatomy   per-patient regions for lesion location (parcellation model, else FLAIR rule)
  *   4. measure   lesion table: count, volumes, locations                                (lesions/lesion-table.ts)
  *   5. compare   with a prior study: load + segment it, register, match lesions         (compare-exams.ts)
- *   6. artifacts mask / labels / change mask (NIfTI), lesions.csv, report.pdf
+ *   6. artifacts mask / labels / change mask (NIfTI), registration.json, lesions.csv, report.pdf
  *   7. publish   SEG + SR + Encapsulated PDF + overlay series back to the PACS            (PacsPublisher)
  *
  * Every step reports progress; the EHR delivery (FHIR bundle, ORU) follows a succeeded run (compose.ts).
@@ -342,12 +342,30 @@ export function analyzeStudyPipeline(deps: AnalyzeStudyDeps): AnalysisPipeline {
     );
     await put('brain_mask.nii.gz', deps.codec.encodeNifti(seg.brainMask, 'brain mask'), NIFTI);
     await put('lesions.csv', new TextEncoder().encode(lesionsCsv(lesions.summary, change)), 'text/csv');
-    if (change !== undefined)
+    if (change !== undefined) {
       await put(
         'change_mask.nii.gz',
         deps.codec.encodeNifti(change.changeMask, 'lesion change: 1 new, 2 enlarged'),
         NIFTI,
       );
+      // the prior → current registration, so it can be audited or re-applied (ITK convention)
+      await put(
+        'registration.json',
+        new TextEncoder().encode(
+          JSON.stringify(
+            {
+              convention: 'row-major 4x4, maps current-exam LPS (mm) to prior-exam LPS (ITK fixed → moving)',
+              transform: change.transform,
+              priorStudyInstanceUid: order.priorStudyInstanceUid,
+              ...change.summary.registration,
+            },
+            null,
+            2,
+          ) + '\n',
+        ),
+        'application/json',
+      );
+    }
     let reportPdf: Uint8Array | undefined;
     if (deps.report !== undefined) {
       const history = deps.history === undefined ? [] : await deps.history(order.patientId, analysis.id);
