@@ -18,6 +18,8 @@ import type { Config } from './config.ts';
 import { createApp } from './api/app.ts';
 import type { ApiUseCases } from './api/use-cases.ts';
 import type { RouteTable } from './api/http.ts';
+import { bulkExportRoutes } from './api/routes/bulk-export.ts';
+import { createBulkExportService, type BulkExportService } from './adapters/bulk/bulk-export-service.ts';
 import { FsArtifactStore } from './adapters/artifacts/fs/fs-artifact-store.ts';
 import { createEhrIntegration, type EhrIntegration } from './adapters/fhir/ehr-integration.ts';
 import { FolderImageSource } from './adapters/dicom/folder-source.ts';
@@ -106,6 +108,8 @@ export interface Composition {
   readonly workerId: string;
   /** EHR integration: outbox + dispatcher, result delivery, MLLP listener (`ehr.startListener()`), audit. */
   readonly ehr: EhrIntegration;
+  /** FHIR Bulk Data export (jobs, files, runner); its routes are mounted on `app`. */
+  readonly bulkExport: BulkExportService;
   /** Starts consuming the queue in this process (once). */
   startWorker(): Worker;
   /** Stops the worker (within its grace period) and closes queue and store. Idempotent. */
@@ -329,6 +333,30 @@ async function assemble(
     owner: workerId,
   });
 
+  const apiAuthenticator = overrides.authenticator ?? ehr.authenticator;
+  const bulkExport = await createBulkExportService(
+    {
+      ...config.bulk,
+      requiresAccessToken: apiAuthenticator !== undefined,
+      ...(config.http.publicBaseUrl === undefined ? {} : { publicBaseUrl: config.http.publicBaseUrl }),
+    },
+    {
+      database:
+        config.store.kind === 'postgres'
+          ? { kind: 'postgres', url: config.store.postgresUrl ?? '', schema: config.store.postgresSchema }
+          : { kind: 'sqlite', path: config.store.sqlitePath },
+      store,
+      fhir: ehr.fhirApi.fhir,
+      clock,
+      logger,
+      runnerId: workerId,
+    },
+  );
+  const extraRoutes: RouteTable[] = [
+    ...(overrides.routes ?? []),
+    bulkExportRoutes({ api: bulkExport, audit: ehr.fhirApi.audit }),
+  ];
+
   const runDeps = {
     store,
     artifacts,
@@ -364,13 +392,9 @@ async function assemble(
     jsonLimitBytes: config.http.jsonLimitBytes,
     stowMaxBytes: config.http.stowMaxBytes,
     validateResponses: config.http.validateResponses,
-    ...(overrides.authenticator === undefined
-      ? ehr.authenticator === undefined
-        ? {}
-        : { authenticator: ehr.authenticator }
-      : { authenticator: overrides.authenticator }),
+    ...(apiAuthenticator === undefined ? {} : { authenticator: apiAuthenticator }),
     fhir: ehr.fhirApi,
-    ...(overrides.routes === undefined ? {} : { routes: overrides.routes }),
+    routes: extraRoutes,
   };
   const app = createApp(useCases, appOptions);
   const opsApp = createApp(useCases, { ...appOptions, opsOnly: true });
@@ -389,6 +413,7 @@ async function assemble(
     opsApp,
     workerId,
     ehr,
+    bulkExport,
     startWorker() {
       if (worker !== undefined) return worker;
       worker = startWorker({
@@ -408,6 +433,7 @@ async function assemble(
     close() {
       closing ??= (async () => {
         if (worker !== undefined) await worker.stop(config.worker.shutdownGraceMs);
+        await bulkExport.close();
         await ehr.close();
         if (overrides.queue === undefined) await queue.close();
         if (overrides.store === undefined) await store.close();

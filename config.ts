@@ -27,6 +27,8 @@ export interface Config {
     readonly validateResponses: boolean;
     /** How long a stopping server waits for open requests. */
     readonly shutdownGraceMs: number;
+    /** The service's external base URL (SMART redirect URL, bulk export URLs); else from the Host header. */
+    readonly publicBaseUrl?: string;
   };
   readonly store: {
     readonly kind: 'sqlite' | 'postgres';
@@ -125,6 +127,36 @@ export interface Config {
     readonly checkStudyOnOrder: boolean;
     readonly outboxPollMs: number;
   };
+  /** FHIR Bulk Data export for registries (docs/dev-notes/smart-bulk.md). */
+  readonly bulk: {
+    /** Where export files are written (default <dataDir>/bulk-export). */
+    readonly dir: string;
+    readonly maxResourcesPerFile: number;
+    readonly retentionHours: number;
+    /** Queued + running exports per client. */
+    readonly maxJobsPerClient: number;
+    readonly pollMs: number;
+    /** Validate every exported resource against R4 (invalid ones go to the error files). */
+    readonly validate: boolean;
+  };
+  /** The lesion-load trend page as a SMART on FHIR app the EHR launches (docs/dev-notes/smart-bulk.md). */
+  readonly smart: {
+    /** The app's client id at the EHR's authorization server (absent: the app is off). */
+    readonly clientId?: string;
+    /** For a confidential client (client_secret_basic); a public client uses PKCE alone. */
+    readonly clientSecret?: string;
+    /** Comma-separated FHIR base URLs (iss) allowed to launch the app. */
+    readonly issuers?: string;
+    /** FHIR base URL of a standalone launch (GET /smart/launch without iss). */
+    readonly standaloneIssuer?: string;
+    readonly scope: string;
+    /** Where the page's data come from: the service's own results, or the EHR's FHIR server. */
+    readonly dataSource: 'service' | 'ehr';
+    readonly sessionTtlSeconds: number;
+    readonly cookieSameSite: 'lax' | 'strict' | 'none';
+    /** HMAC key of the session cookie (default: random per process). */
+    readonly cookieSecret?: string;
+  };
   readonly log: { readonly level: LogLevel };
 }
 
@@ -164,6 +196,11 @@ export const FIELDS: readonly Field[] = [
     default: false,
   },
   { path: 'http.shutdownGraceMs', env: 'MSLESION_HTTP_SHUTDOWN_GRACE_MS', type: int(0), default: 10_000 },
+  {
+    path: 'http.publicBaseUrl',
+    env: 'MSLESION_PUBLIC_BASE_URL',
+    type: { kind: 'url', protocols: ['http:', 'https:'] },
+  },
   {
     path: 'store.kind',
     env: 'MSLESION_STORE',
@@ -319,6 +356,55 @@ export const FIELDS: readonly Field[] = [
     default: false,
   },
   { path: 'ehr.outboxPollMs', env: 'MSLESION_OUTBOX_POLL_MS', type: int(50), default: 2000 },
+  { path: 'bulk.dir', env: 'MSLESION_BULK_DIR', type: { kind: 'path' } },
+  {
+    path: 'bulk.maxResourcesPerFile',
+    env: 'MSLESION_BULK_MAX_PER_FILE',
+    type: int(1, 1_000_000),
+    default: 10_000,
+  },
+  { path: 'bulk.retentionHours', env: 'MSLESION_BULK_RETENTION_HOURS', type: int(1, 24 * 90), default: 24 },
+  { path: 'bulk.maxJobsPerClient', env: 'MSLESION_BULK_MAX_JOBS', type: int(1, 100), default: 2 },
+  { path: 'bulk.pollMs', env: 'MSLESION_BULK_POLL_MS', type: int(50), default: 5000 },
+  { path: 'bulk.validate', env: 'MSLESION_BULK_VALIDATE', type: { kind: 'bool' }, default: true },
+  { path: 'smart.clientId', env: 'MSLESION_SMART_CLIENT_ID', type: str },
+  { path: 'smart.clientSecret', env: 'MSLESION_SMART_CLIENT_SECRET', type: str, secret: true },
+  { path: 'smart.issuers', env: 'MSLESION_SMART_ISSUERS', type: str },
+  {
+    path: 'smart.standaloneIssuer',
+    env: 'MSLESION_SMART_STANDALONE_ISS',
+    type: { kind: 'url', protocols: ['http:', 'https:'] },
+  },
+  {
+    path: 'smart.scope',
+    env: 'MSLESION_SMART_SCOPE',
+    type: str,
+    default: 'launch openid fhirUser patient/Observation.rs patient/DiagnosticReport.rs',
+  },
+  {
+    path: 'smart.dataSource',
+    env: 'MSLESION_SMART_DATA_SOURCE',
+    type: { kind: 'enum', values: ['service', 'ehr'] },
+    default: 'service',
+  },
+  {
+    path: 'smart.sessionTtlSeconds',
+    env: 'MSLESION_SMART_SESSION_TTL_S',
+    type: int(60, 86_400),
+    default: 3600,
+  },
+  {
+    path: 'smart.cookieSameSite',
+    env: 'MSLESION_SMART_COOKIE_SAMESITE',
+    type: { kind: 'enum', values: ['lax', 'strict', 'none'] },
+    default: 'lax',
+  },
+  {
+    path: 'smart.cookieSecret',
+    env: 'MSLESION_SMART_COOKIE_SECRET',
+    type: { kind: 'string', min: 32 },
+    secret: true,
+  },
   {
     path: 'log.level',
     env: 'MSLESION_LOG_LEVEL',
@@ -482,6 +568,9 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const artifacts = (out.artifacts ?? {}) as Raw;
   artifacts.dir ??= resolve(dataDir, 'artifacts');
   out.inboxDir ??= resolve(dataDir, 'inbox');
+  const bulk = (out.bulk ?? {}) as Raw;
+  bulk.dir ??= resolve(dataDir, 'bulk-export');
+  out.bulk = bulk;
   out.artifacts = artifacts;
   const worker = (out.worker ?? {}) as Raw;
   if (
@@ -509,6 +598,30 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     problems.push('ehr.fhirClientId and ehr.fhirPrivateKeyFile go together (SMART Backend Services)');
   if ((ehr.oruHost === undefined) !== (ehr.oruPort === undefined))
     problems.push('ehr.oruHost and ehr.oruPort go together');
+  const smart = (out.smart ?? {}) as Raw;
+  if (typeof smart.issuers === 'string')
+    for (const iss of smart.issuers
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x !== '')) {
+      let ok = false;
+      try {
+        ok = ['http:', 'https:'].includes(new URL(iss).protocol);
+      } catch {
+        // reported below
+      }
+      if (!ok) problems.push(`smart.issuers: ${iss} is not an http/https URL`);
+    }
+  if (smart.clientId !== undefined && smart.issuers === undefined && smart.standaloneIssuer === undefined)
+    problems.push('smart.clientId needs smart.issuers (EHR launch) or smart.standaloneIssuer');
+  const http = (out.http ?? {}) as Raw;
+  if (
+    smart.cookieSameSite === 'none' &&
+    !(typeof http.publicBaseUrl === 'string' && http.publicBaseUrl.startsWith('https:'))
+  )
+    problems.push(
+      'smart.cookieSameSite none needs an https http.publicBaseUrl (browsers drop insecure SameSite=None)',
+    );
   if (problems.length > 0)
     throw new DomainError(
       'CONFIG.INVALID',

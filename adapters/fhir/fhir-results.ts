@@ -30,12 +30,14 @@ export interface FhirResultsOptions extends ServiceRequestIntakeOptions {
   readonly cacheSize?: number;
 }
 
-/** The study as far as the analysis knows it (no PACS at hand): its UID and the series it used. */
+/** The study as far as the analysis knows it (no PACS at hand): its UID, date and the series it used. */
 export function studyFromAnalysis(analysis: Analysis): StudyDescriptor {
   const s = analysis.result?.series;
   const refs = s === undefined ? [] : [s.flair, s.t2, s.t1].filter((x) => x !== undefined);
+  const studyDate = analysis.result?.studyDate;
   return {
     studyInstanceUid: analysis.order.studyInstanceUid,
+    ...(studyDate === undefined ? {} : { studyDate }),
     series: refs.map((r) => ({
       studyInstanceUid: analysis.order.studyInstanceUid,
       seriesInstanceUid: r.seriesInstanceUid,

@@ -408,6 +408,98 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/fhir/$export': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Start a system-level bulk export of the results (NDJSON, asynchronous).
+     * @description FHIR Bulk Data kick-off (https://hl7.org/fhir/uv/bulkdata/export.html). Needs `Prefer: respond-async`
+     *     and a backend-services token with `system/*.rs` (or `system/<Type>.rs` for each `_type`). Exports the
+     *     result resources of succeeded analyses whose results were produced after `_since` (and not after the
+     *     export's `transactionTime`, which the manifest reports: pass it as the next `_since`). Answers 202 with
+     *     `Content-Location`, the status URL to poll. At most a few exports per client run at once (429).
+     */
+    get: operations['bulkExportSystem'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/fhir/Patient/$export': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Start a Patient-level bulk export (the results of every patient, NDJSON, asynchronous).
+     * @description As the system-level export, for the Patient compartment: Observation, DiagnosticReport, ImagingStudy and
+     *     Provenance of every patient's results, and the algorithm Devices they reference.
+     */
+    get: operations['bulkExportPatient'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/fhir/$export-status/{jobId}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Export job id (UUID). */
+        jobId: components['parameters']['BulkJobId'];
+      };
+      cookie?: never;
+    };
+    /**
+     * Poll an export; the manifest when it is complete.
+     * @description 202 with `X-Progress` (`queued`, `in-progress 40%`) and `Retry-After` while the export runs; 200 with the
+     *     manifest (output files per type, `transactionTime`) when it is complete; 500 with an OperationOutcome
+     *     when it failed. Only the client that started the export sees it (others get 404).
+     */
+    get: operations['bulkExportStatus'];
+    put?: never;
+    post?: never;
+    /** Cancel an export (or delete a completed one and its files). */
+    delete: operations['bulkExportCancel'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/fhir/$export-file/{jobId}/{file}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Export job id (UUID). */
+        jobId: components['parameters']['BulkJobId'];
+        file: string;
+      };
+      cookie?: never;
+    };
+    /** One output file of a completed export (one FHIR resource per line). */
+    get: operations['bulkExportFile'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -735,8 +827,46 @@ export interface components {
     } & {
       [key: string]: components['schemas']['DicomJsonAttribute'];
     };
+    BulkManifestFile: {
+      /** @description Resource type of every line (OperationOutcome in `error`). */
+      type: string;
+      /** @description Absolute URL of the NDJSON file. */
+      url: string;
+      /** @description Resources in the file. */
+      count?: number;
+    };
+    /** @description The completion manifest of a FHIR Bulk Data export. */
+    BulkManifest: {
+      /** @description The instant of the export's snapshot; pass it as `_since` to get only newer results next time. */
+      transactionTime: string;
+      /** @description The kick-off URL. */
+      request: string;
+      requiresAccessToken: boolean;
+      output: components['schemas']['BulkManifestFile'][];
+      /** @description OperationOutcome files (resources that could not be exported, e.g. failed validation). */
+      error: components['schemas']['BulkManifestFile'][];
+      extension?: Record<string, never>;
+    };
   };
   responses: {
+    /** @description No or an invalid bearer token (AUTH.MISSING_TOKEN, AUTH.INVALID_TOKEN). */
+    Unauthorized: {
+      headers: {
+        [name: string]: unknown;
+      };
+      content: {
+        'application/json': components['schemas']['OperationOutcome'];
+      };
+    };
+    /** @description The token lacks a scope (AUTH.INSUFFICIENT_SCOPE). */
+    Forbidden: {
+      headers: {
+        [name: string]: unknown;
+      };
+      content: {
+        'application/json': components['schemas']['OperationOutcome'];
+      };
+    };
     /** @description The request is malformed or violates this contract (REQUEST.*, ORDER.*). */
     BadRequest: {
       headers: {
@@ -795,6 +925,26 @@ export interface components {
   parameters: {
     /** @description Analysis id (UUID). */
     AnalysisId: string;
+    /** @description Export job id (UUID). */
+    BulkJobId: string;
+    /** @description Must include `respond-async` (BULK.PREFER_ASYNC_REQUIRED otherwise). */
+    BulkPrefer: string;
+    /** @description application/fhir+json (the format of error answers). */
+    BulkAccept: string;
+    /** @description Comma-separated resource types (Observation, DiagnosticReport, ImagingStudy, Device, Provenance); default all the token allows. */
+    BulkType: string | string[];
+    /** @description FHIR instant (with a time zone); only results produced after it. */
+    BulkSince: string;
+    /** @description application/fhir+ndjson (also application/ndjson, ndjson); the only format offered. */
+    BulkOutputFormat: string;
+    /** @description Not supported (BULK.UNSUPPORTED_PARAMETER), so that an export never carries more than asked. */
+    BulkTypeFilter: string;
+    /** @description Not supported (BULK.UNSUPPORTED_PARAMETER). */
+    BulkElements: string;
+    /** @description Not supported (BULK.UNSUPPORTED_PARAMETER). */
+    BulkPatient: string;
+    /** @description Not supported (BULK.UNSUPPORTED_PARAMETER). */
+    BulkIncludeAssociatedData: string;
   };
   requestBodies: never;
   headers: never;
@@ -1417,6 +1567,218 @@ export interface operations {
           'application/fhir+json': components['schemas']['FhirResource'];
         };
       };
+      404: components['responses']['NotFound'];
+      default: components['responses']['Error'];
+    };
+  };
+  bulkExportSystem: {
+    parameters: {
+      query?: {
+        /** @description Comma-separated resource types (Observation, DiagnosticReport, ImagingStudy, Device, Provenance); default all the token allows. */
+        _type?: components['parameters']['BulkType'];
+        /** @description FHIR instant (with a time zone); only results produced after it. */
+        _since?: components['parameters']['BulkSince'];
+        /** @description application/fhir+ndjson (also application/ndjson, ndjson); the only format offered. */
+        _outputFormat?: components['parameters']['BulkOutputFormat'];
+        /** @description Not supported (BULK.UNSUPPORTED_PARAMETER), so that an export never carries more than asked. */
+        _typeFilter?: components['parameters']['BulkTypeFilter'];
+        /** @description Not supported (BULK.UNSUPPORTED_PARAMETER). */
+        _elements?: components['parameters']['BulkElements'];
+        /** @description Not supported (BULK.UNSUPPORTED_PARAMETER). */
+        patient?: components['parameters']['BulkPatient'];
+        /** @description Not supported (BULK.UNSUPPORTED_PARAMETER). */
+        includeAssociatedData?: components['parameters']['BulkIncludeAssociatedData'];
+      };
+      header: {
+        /** @description Must include `respond-async` (BULK.PREFER_ASYNC_REQUIRED otherwise). */
+        Prefer: components['parameters']['BulkPrefer'];
+        /** @description application/fhir+json (the format of error answers). */
+        Accept?: components['parameters']['BulkAccept'];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Accepted; poll the URL in Content-Location. */
+      202: {
+        headers: {
+          /** @description Absolute URL of the export's status endpoint. */
+          'Content-Location'?: string;
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['Forbidden'];
+      /** @description Too many exports of this client in progress (BULK.TOO_MANY_JOBS); see Retry-After. */
+      429: {
+        headers: {
+          /** @description Seconds to wait before trying again. */
+          'Retry-After'?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+      default: components['responses']['Error'];
+    };
+  };
+  bulkExportPatient: {
+    parameters: {
+      query?: {
+        /** @description Comma-separated resource types (Observation, DiagnosticReport, ImagingStudy, Device, Provenance); default all the token allows. */
+        _type?: components['parameters']['BulkType'];
+        /** @description FHIR instant (with a time zone); only results produced after it. */
+        _since?: components['parameters']['BulkSince'];
+        /** @description application/fhir+ndjson (also application/ndjson, ndjson); the only format offered. */
+        _outputFormat?: components['parameters']['BulkOutputFormat'];
+        /** @description Not supported (BULK.UNSUPPORTED_PARAMETER), so that an export never carries more than asked. */
+        _typeFilter?: components['parameters']['BulkTypeFilter'];
+        /** @description Not supported (BULK.UNSUPPORTED_PARAMETER). */
+        _elements?: components['parameters']['BulkElements'];
+        /** @description Not supported (BULK.UNSUPPORTED_PARAMETER). */
+        patient?: components['parameters']['BulkPatient'];
+        /** @description Not supported (BULK.UNSUPPORTED_PARAMETER). */
+        includeAssociatedData?: components['parameters']['BulkIncludeAssociatedData'];
+      };
+      header: {
+        /** @description Must include `respond-async` (BULK.PREFER_ASYNC_REQUIRED otherwise). */
+        Prefer: components['parameters']['BulkPrefer'];
+        /** @description application/fhir+json (the format of error answers). */
+        Accept?: components['parameters']['BulkAccept'];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Accepted; poll the URL in Content-Location. */
+      202: {
+        headers: {
+          /** @description Absolute URL of the export's status endpoint. */
+          'Content-Location'?: string;
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['Forbidden'];
+      /** @description Too many exports of this client in progress (BULK.TOO_MANY_JOBS); see Retry-After. */
+      429: {
+        headers: {
+          /** @description Seconds to wait before trying again. */
+          'Retry-After'?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+      default: components['responses']['Error'];
+    };
+  };
+  bulkExportStatus: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Export job id (UUID). */
+        jobId: components['parameters']['BulkJobId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The export is complete; the manifest. `Expires` says when the files are deleted. */
+      200: {
+        headers: {
+          /** @description When the export and its files are removed. */
+          Expires?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['BulkManifest'];
+        };
+      };
+      /** @description In progress. */
+      202: {
+        headers: {
+          /** @description queued, or in-progress with a percentage. */
+          'X-Progress'?: string;
+          /** @description Suggested polling interval (seconds). */
+          'Retry-After'?: string;
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: components['responses']['Unauthorized'];
+      404: components['responses']['NotFound'];
+      /** @description The export failed (the OperationOutcome says why). */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+      default: components['responses']['Error'];
+    };
+  };
+  bulkExportCancel: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Export job id (UUID). */
+        jobId: components['parameters']['BulkJobId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Cancelled; the status URL now answers 404. */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: components['responses']['Unauthorized'];
+      404: components['responses']['NotFound'];
+      default: components['responses']['Error'];
+    };
+  };
+  bulkExportFile: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /** @description Export job id (UUID). */
+        jobId: components['parameters']['BulkJobId'];
+        file: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The NDJSON file. */
+      200: {
+        headers: {
+          /** @description When the file is removed. */
+          Expires?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/fhir+ndjson': string;
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
       404: components['responses']['NotFound'];
       default: components['responses']['Error'];
     };
