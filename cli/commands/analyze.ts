@@ -29,6 +29,7 @@ import { loadSeriesRules } from '../../adapters/dicom/series-rules-file.ts';
 import { buildResultBundle } from '../../adapters/fhir/result-bundle.ts';
 import { buildOru } from '../../adapters/hl7v2/oru.ts';
 import { readNifti } from '../../adapters/nifti/nifti.ts';
+import { createLogger } from '../../adapters/logging/logger.ts';
 import { encodePng, renderOverlaySlice } from '../../adapters/report/overlay.ts';
 import { autoWindow } from '../../domain/reporting/slices.ts';
 import type { Mask } from '../../domain/model/volume.ts';
@@ -142,7 +143,13 @@ export async function run(argv: string[], io: AnalyzeIo): Promise<number> {
   const dicomOut = join(out, 'dicom');
   await rm(dicomOut, { recursive: true, force: true });
   const stow = new FolderStowClient(dicomOut);
-  const c = await compose(config, { publisher: new DicomWebPacsPublisher({ stow }) });
+  // JSON log lines go to stderr beside the progress: stdout carries only the summary printed below
+  const logger = createLogger({
+    level: config.log.level,
+    base: { role: config.role },
+    destination: process.stderr,
+  });
+  const c = await compose(config, { publisher: new DicomWebPacsPublisher({ stow }), logger });
   let analysis: Analysis;
   try {
     const source = new FolderImageSource(folder);
