@@ -19,6 +19,10 @@ import { createApp } from './api/app.ts';
 import type { ApiUseCases } from './api/use-cases.ts';
 import type { RouteTable } from './api/http.ts';
 import { bulkExportRoutes } from './api/routes/bulk-export.ts';
+import { serviceResultsReader, smartAppRoutes, type SmartAppDeps } from './api/routes/smart-app.ts';
+import { EhrFhirReader } from './adapters/smart/ehr-fhir-reader.ts';
+import { MemorySmartSessionStore } from './adapters/smart/memory-session-store.ts';
+import { SmartAppClient } from './adapters/smart/smart-client.ts';
 import { createBulkExportService, type BulkExportService } from './adapters/bulk/bulk-export-service.ts';
 import { FsArtifactStore } from './adapters/artifacts/fs/fs-artifact-store.ts';
 import { createEhrIntegration, type EhrIntegration } from './adapters/fhir/ehr-integration.ts';
@@ -352,10 +356,6 @@ async function assemble(
       runnerId: workerId,
     },
   );
-  const extraRoutes: RouteTable[] = [
-    ...(overrides.routes ?? []),
-    bulkExportRoutes({ api: bulkExport, audit: ehr.fhirApi.audit }),
-  ];
 
   const runDeps = {
     store,
@@ -385,6 +385,50 @@ async function assemble(
     runAnalysis: (id, signal) => run(id, signal),
     receiveInstances,
   };
+  const ehrReader = new EhrFhirReader();
+  const smartApp: SmartAppDeps | undefined =
+    config.smart.clientId === undefined
+      ? undefined
+      : {
+          client: new SmartAppClient({
+            clientId: config.smart.clientId,
+            scope: config.smart.scope,
+            ...(config.smart.clientSecret === undefined ? {} : { clientSecret: config.smart.clientSecret }),
+          }),
+          sessions: new MemorySmartSessionStore(),
+          reader:
+            config.smart.dataSource === 'ehr'
+              ? ehrReader
+              : {
+                  ...serviceResultsReader({
+                    useCases,
+                    fhir: ehr.fhirApi.fhir,
+                    patientIdentifiers: (s) => ehrReader.patientIdentifiers(s),
+                  }),
+                  patientName: (s) => ehrReader.patientName(s),
+                },
+          settings: {
+            allowedIssuers: (config.smart.issuers ?? '')
+              .split(',')
+              .map((x) => x.trim().replace(/\/+$/, ''))
+              .filter((x) => x !== ''),
+            ...(config.smart.standaloneIssuer === undefined
+              ? {}
+              : { standaloneIssuer: config.smart.standaloneIssuer }),
+            ...(config.http.publicBaseUrl === undefined ? {} : { publicBaseUrl: config.http.publicBaseUrl }),
+            sessionTtlMs: config.smart.sessionTtlSeconds * 1000,
+            cookieSameSite: config.smart.cookieSameSite,
+            cookieSecret: config.smart.cookieSecret ?? randomBytes(32),
+            dataSource: config.smart.dataSource,
+          },
+          logger,
+          audit: ehr.fhirApi.audit,
+        };
+  const extraRoutes: RouteTable[] = [
+    ...(overrides.routes ?? []),
+    bulkExportRoutes({ api: bulkExport, audit: ehr.fhirApi.audit }),
+    smartAppRoutes(smartApp),
+  ];
   const appOptions = {
     logger,
     version: VERSION,

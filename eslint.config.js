@@ -64,4 +64,14 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // Browser scripts served as they are (the SMART trend page): no TypeScript project, browser globals.
+    files: ['api/static/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: 'script',
+      globals: { ...globals.browser },
+    },
+  },
 );

@@ -500,6 +500,185 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/smart/launch': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Launch the lesion-load trend page (EHR launch with iss + launch; standalone without).
+     * @description The app's launch URL (register it with the EHR). `iss` must be one of the configured EHR FHIR base
+     *     URLs (`smart.issuers`). Discovers the EHR's authorization server (`<iss>/.well-known/smart-configuration`)
+     *     and redirects to its authorize endpoint (authorization code, PKCE S256, state, nonce, aud = iss, scopes
+     *     `smart.scope`); a short-lived HttpOnly cookie binds the state to this browser. Without `iss` it is a
+     *     standalone launch against `smart.standaloneIssuer` (the EHR lets the user pick the patient,
+     *     `launch/patient`). Failures answer a small HTML page naming the error code.
+     */
+    get: operations['smartLaunch'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/smart/callback': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The app's redirect URL (register it with the EHR); exchanges the code and starts the session.
+     * @description Checks `state` (issued by this server, single use, bound to this browser by the launch cookie),
+     *     exchanges the code with its PKCE verifier at the token endpoint, requires a patient context and
+     *     `patient/Observation.rs`, verifies the id_token (fhirUser), keeps the tokens in a server-side session
+     *     and sets the HttpOnly, SameSite, HMAC-signed session cookie (`Path=/smart`), then redirects to the page.
+     */
+    get: operations['smartCallback'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/smart/app': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Redirects to the page (app/index.html). */
+    get: operations['smartAppIndex'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/smart/app/{asset}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The trend page and its script and style sheet (no third-party code; strict Content-Security-Policy). */
+    get: operations['smartAppAsset'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/smart/api/context': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The launched patient, the user and the granted scopes (needs the session).
+     * @description Needs the session cookie and the page's `X-Smart-Session` handle (the two tabs of two launches never
+     *     mix); 401 SMART.NO_SESSION / SMART.SESSION_EXPIRED otherwise.
+     */
+    get: operations['smartContext'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/smart/api/fhir/{type}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The launched patient's result Observations or DiagnosticReports (searchset Bundle).
+     * @description Read from the configured source (`smart.dataSource`): the service's own results, or the EHR's FHIR
+     *     server with the session's access token. Always for the session's patient; needs the granted
+     *     `patient/<type>.rs`.
+     */
+    get: operations['smartSearch'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/smart/api/fhir/{type}/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One of the launched patient's results, or the algorithm Device they reference. */
+    get: operations['smartRead'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/smart/api/report/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The PDF of one of the launched patient's DiagnosticReports.
+     * @description The session handle may come as the `s` query parameter (a plain link from the page).
+     */
+    get: operations['smartReport'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/smart/logout': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Ends the session (the tokens are dropped, the cookie cleared). */
+    post: operations['smartLogout'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -847,6 +1026,23 @@ export interface components {
       error: components['schemas']['BulkManifestFile'][];
       extension?: Record<string, never>;
     };
+    SmartContext: {
+      patient: {
+        id: string;
+        name?: string;
+      };
+      /** @description The signed-in user (e.g. Practitioner/123) from the id_token. */
+      fhirUser?: string;
+      fhirBaseUrl: string;
+      /** @enum {unknown} */
+      dataSource: 'service' | 'ehr';
+      /** @enum {unknown} */
+      launch: 'ehr' | 'standalone';
+      scopes: string[];
+      /** Format: date-time */
+      expiresAt: string;
+      needPatientBanner: boolean;
+    };
   };
   responses: {
     /** @description No or an invalid bearer token (AUTH.MISSING_TOKEN, AUTH.INVALID_TOKEN). */
@@ -925,6 +1121,8 @@ export interface components {
   parameters: {
     /** @description Analysis id (UUID). */
     AnalysisId: string;
+    /** @description The page's session handle (16 hex digits, from the URL fragment after the launch). */
+    SmartSessionHandle: string;
     /** @description Export job id (UUID). */
     BulkJobId: string;
     /** @description Must include `respond-async` (BULK.PREFER_ASYNC_REQUIRED otherwise). */
@@ -1780,6 +1978,393 @@ export interface operations {
       400: components['responses']['BadRequest'];
       401: components['responses']['Unauthorized'];
       404: components['responses']['NotFound'];
+      default: components['responses']['Error'];
+    };
+  };
+  smartLaunch: {
+    parameters: {
+      query?: {
+        /** @description The EHR's FHIR base URL. */
+        iss?: string;
+        /** @description The EHR's opaque launch context. */
+        launch?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description To the EHR's authorize endpoint (Location). */
+      302: {
+        headers: {
+          /** @description Where the browser goes next. */
+          Location?: string;
+          /** @description The HttpOnly state-binding (launch) or session (callback) cookie. */
+          'Set-Cookie'?: string;
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description The launch could not proceed (SMART.*); an HTML page with the error code. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+      /** @description The launch could not proceed (SMART.*); an HTML page with the error code. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+      /** @description The launch could not proceed (SMART.*); an HTML page with the error code. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+      /** @description The launch could not proceed (SMART.*); an HTML page with the error code. */
+      422: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+      /** @description The launch could not proceed (SMART.*); an HTML page with the error code. */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+      /** @description The launch could not proceed (SMART.*); an HTML page with the error code. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+      /** @description The launch could not proceed (SMART.*); an HTML page with the error code. */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+    };
+  };
+  smartCallback: {
+    parameters: {
+      query?: {
+        code?: string;
+        state?: string;
+        error?: string;
+        error_description?: string;
+        error_uri?: string;
+        /** @description RFC 9207 issuer of the authorization response. */
+        iss?: string;
+        session_state?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description To the EHR's authorize endpoint (Location). */
+      302: {
+        headers: {
+          /** @description Where the browser goes next. */
+          Location?: string;
+          /** @description The HttpOnly state-binding (launch) or session (callback) cookie. */
+          'Set-Cookie'?: string;
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description The launch could not proceed (SMART.*); an HTML page with the error code. */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+      /** @description The launch could not proceed (SMART.*); an HTML page with the error code. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+      /** @description The launch could not proceed (SMART.*); an HTML page with the error code. */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+      /** @description The launch could not proceed (SMART.*); an HTML page with the error code. */
+      422: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+      /** @description The launch could not proceed (SMART.*); an HTML page with the error code. */
+      500: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+      /** @description The launch could not proceed (SMART.*); an HTML page with the error code. */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+      /** @description The launch could not proceed (SMART.*); an HTML page with the error code. */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+          'application/json': components['schemas']['OperationOutcome'];
+        };
+      };
+    };
+  };
+  smartAppIndex: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description To app/index.html. */
+      302: {
+        headers: {
+          /** @description The page. */
+          Location?: string;
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+    };
+  };
+  smartAppAsset: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        asset: 'index.html' | 'trends.js' | 'trends.css';
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The file. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'text/html': string;
+          'text/javascript': string;
+          'text/css': string;
+        };
+      };
+      400: components['responses']['BadRequest'];
+      default: components['responses']['Error'];
+    };
+  };
+  smartContext: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description The page's session handle (16 hex digits, from the URL fragment after the launch). */
+        'X-Smart-Session'?: components['parameters']['SmartSessionHandle'];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The session's context. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['SmartContext'];
+        };
+      };
+      401: components['responses']['Unauthorized'];
+      default: components['responses']['Error'];
+    };
+  };
+  smartSearch: {
+    parameters: {
+      query?: {
+        /** @description Token search (system|code */
+        code?: string;
+        date?: string;
+        _count?: number;
+      };
+      header?: {
+        /** @description The page's session handle (16 hex digits, from the URL fragment after the launch). */
+        'X-Smart-Session'?: components['parameters']['SmartSessionHandle'];
+      };
+      path: {
+        type: 'Observation' | 'DiagnosticReport';
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A searchset Bundle. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/fhir+json': components['schemas']['FhirBundle'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['Forbidden'];
+      default: components['responses']['Error'];
+    };
+  };
+  smartRead: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description The page's session handle (16 hex digits, from the URL fragment after the launch). */
+        'X-Smart-Session'?: components['parameters']['SmartSessionHandle'];
+      };
+      path: {
+        type: 'Observation' | 'DiagnosticReport' | 'Device';
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The resource. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/fhir+json': components['schemas']['FhirResource'];
+        };
+      };
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['Forbidden'];
+      404: components['responses']['NotFound'];
+      default: components['responses']['Error'];
+    };
+  };
+  smartReport: {
+    parameters: {
+      query?: {
+        /** @description The session handle. */
+        s?: string;
+      };
+      header?: {
+        /** @description The page's session handle (16 hex digits, from the URL fragment after the launch). */
+        'X-Smart-Session'?: components['parameters']['SmartSessionHandle'];
+      };
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The report. */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/pdf': string;
+        };
+      };
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['Forbidden'];
+      404: components['responses']['NotFound'];
+      default: components['responses']['Error'];
+    };
+  };
+  smartLogout: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description The page's session handle (16 hex digits, from the URL fragment after the launch). */
+        'X-Smart-Session'?: components['parameters']['SmartSessionHandle'];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Signed out (also when there was no session). */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
       default: components['responses']['Error'];
     };
   };
