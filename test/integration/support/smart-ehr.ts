@@ -118,6 +118,8 @@ ${picker.length === 0 ? '' : `<label>Patient <select name="patient">${picker.map
 
 interface OidcContext {
   readonly path: string;
+  readonly method: string;
+  query: Record<string, unknown>;
   body: unknown;
   readonly oidc?: {
     readonly entities?: {
@@ -220,6 +222,10 @@ export async function startSmartEhr(options: {
   });
   // SMART launch context in the token response (and in the JWT, for the FHIR server).
   provider.use(async (ctx: OidcContext, next: () => Promise<void>) => {
+    // offline access is consented explicitly (OpenID Connect asks prompt=consent for it): this EHR always asks
+    const scope = ctx.query.scope;
+    if (ctx.path === '/auth' && typeof scope === 'string' && scope.split(' ').includes('offline_access'))
+      ctx.query = { ...ctx.query, prompt: 'consent' };
     await next();
     if (ctx.path !== '/token' || typeof ctx.body !== 'object' || ctx.body === null) return;
     const body = ctx.body as Record<string, unknown>;
