@@ -21,7 +21,7 @@ import type {
   SeriesDescriptor,
   StudyDescriptor,
 } from '../../domain/ports/image-source.port.ts';
-import { identityOf, imageSlicesOf, seriesAttributesOf, studyFieldsOf } from './image.ts';
+import { identityOf, imageSlicesOf, seriesAttributesOf, studyDescriptorOf, studyFieldsOf } from './image.ts';
 import { parsePart10, scanPart10 } from './part10.ts';
 
 export interface IndexedInstance {
@@ -223,12 +223,7 @@ export class FolderImageSource implements ImageSource {
         attributes: seriesAttributesOf(head.dataset),
       });
     }
-    series.sort(
-      (a, b) =>
-        (a.seriesNumber ?? 0) - (b.seriesNumber ?? 0) ||
-        a.seriesInstanceUid.localeCompare(b.seriesInstanceUid),
-    );
-    return { ...(studyFields ?? { studyInstanceUid }), studyInstanceUid, series };
+    return studyDescriptorOf(studyInstanceUid, studyFields, series);
   }
 
   async loadSeries(

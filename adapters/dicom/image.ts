@@ -15,6 +15,7 @@ import { DomainError } from '../../domain/errors.ts';
 import type {
   ImageSlice,
   SeriesAttributes,
+  SeriesDescriptor,
   SlicePixels,
   StudyDescriptor,
 } from '../../domain/ports/image-source.port.ts';
@@ -173,6 +174,22 @@ export function studyFieldsOf(ds: Dataset): Omit<StudyDescriptor, 'series'> {
     studyDescription: str(ds, 'StudyDescription'),
     accessionNumber: str(ds, 'AccessionNumber'),
   });
+}
+
+/**
+ * A study descriptor from its study-level fields (absent: only the UID) and its series, the series in viewer
+ * order (by series number, then UID) — the same for every image source.
+ */
+export function studyDescriptorOf(
+  studyInstanceUid: string,
+  studyFields: Omit<StudyDescriptor, 'series'> | undefined,
+  series: readonly SeriesDescriptor[],
+): StudyDescriptor {
+  const ordered = [...series].sort(
+    (a, b) =>
+      (a.seriesNumber ?? 0) - (b.seriesNumber ?? 0) || a.seriesInstanceUid.localeCompare(b.seriesInstanceUid),
+  );
+  return { ...(studyFields ?? { studyInstanceUid }), studyInstanceUid, series: ordered };
 }
 
 function vec3(v: number[] | undefined): Vec3 | undefined {

@@ -15,7 +15,7 @@ import type {
   StudyDescriptor,
 } from '../../domain/ports/image-source.port.ts';
 import { num, str, type Dataset } from '../dicom/dataset.ts';
-import { imageSlicesOf, seriesAttributesOf, studyFieldsOf } from '../dicom/image.ts';
+import { imageSlicesOf, seriesAttributesOf, studyDescriptorOf, studyFieldsOf } from '../dicom/image.ts';
 import { parsePart10 } from '../dicom/part10.ts';
 import {
   DicomWebClient,
@@ -96,12 +96,7 @@ export class DicomWebImageSource implements ImageSource {
         attributes: seriesAttributesOf(meta),
       });
     }
-    series.sort(
-      (a, b) =>
-        (a.seriesNumber ?? 0) - (b.seriesNumber ?? 0) ||
-        a.seriesInstanceUid.localeCompare(b.seriesInstanceUid),
-    );
-    return { ...(studyFields ?? { studyInstanceUid }), studyInstanceUid, series };
+    return studyDescriptorOf(studyInstanceUid, studyFields, series);
   }
 
   async loadSeries(

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { PNG } from 'pngjs';
 import { niceTicks, renderChart, type Rgb } from './chart.ts';
 import { blandAltmanPng } from './bland-altman.ts';
-import { glyph, textWidth } from './font.ts';
 
 function count(png: PNG, c: Rgb, box?: [number, number, number, number]): number {
   const [x0, y0, x1, y1] = box ?? [0, 0, png.width, png.height];
@@ -20,12 +19,6 @@ test('nice ticks are 1/2/5 × 10^k and cover the range', () => {
   assert.deepEqual(niceTicks(0, 10, 5), [0, 2, 4, 6, 8, 10]);
   assert.deepEqual(niceTicks(-0.23, 0.41, 6), [-0.2, 0, 0.2, 0.4]); // raw step 0.107 → 0.2
   assert.deepEqual(niceTicks(3, 3, 4), [2.8, 3, 3.2]); // padded to 2.7–3.3, raw step 0.15 → 0.2
-});
-
-test('font: every printable label character has a glyph; lower case is small capitals', () => {
-  for (const ch of 'ABCXYZ0123456789.,:-+±%()/=×') assert.notDeepEqual(glyph(ch), glyph('\u0001'), ch);
-  assert.deepEqual(glyph('a').slice(0, 2), [0, 0]);
-  assert.equal(textWidth('AB', 2), 22);
 });
 
 test('chart: scatter points land where their coordinates say, dashed lines have gaps, text is drawn', () => {

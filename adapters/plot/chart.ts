@@ -4,7 +4,7 @@
  * mean ± 1.96 SD) and a legend. Used for Bland–Altman plots and trend plots in reports.
  */
 import { PNG } from 'pngjs';
-import { ADVANCE, GLYPH_H, GLYPH_W, glyph, textWidth } from './font.ts';
+import { forEachTextPixel, GLYPH_HEIGHT, textWidth } from '../raster/bitmap-font.ts';
 
 export type Rgb = readonly [number, number, number];
 
@@ -116,22 +116,15 @@ class Canvas {
   }
   /** Text with its top-left corner at (x, y); `vertical` rotates it 90° counter-clockwise (reads bottom-up). */
   text(s: string, x: number, y: number, c: Rgb, scale = 2, vertical = false): void {
-    let cursor = 0;
-    for (const ch of s) {
-      const g = glyph(ch);
-      for (let row = 0; row < GLYPH_H; row++)
-        for (let col = 0; col < GLYPH_W; col++) {
-          if (((g[row] >> (GLYPH_W - 1 - col)) & 1) === 0) continue;
-          for (let sy = 0; sy < scale; sy++)
-            for (let sx = 0; sx < scale; sx++) {
-              const u = cursor + col * scale + sx;
-              const v = row * scale + sy;
-              if (vertical) this.set(x + v, y - u, c);
-              else this.set(x + u, y + v, c);
-            }
+    forEachTextPixel(s, (col, row) => {
+      for (let sy = 0; sy < scale; sy++)
+        for (let sx = 0; sx < scale; sx++) {
+          const u = col * scale + sx;
+          const v = row * scale + sy;
+          if (vertical) this.set(x + v, y - u, c);
+          else this.set(x + u, y + v, c);
         }
-      cursor += ADVANCE * scale;
-    }
+    });
   }
 }
 
@@ -180,7 +173,7 @@ export function renderChart(spec: ChartSpec): Buffer {
     cv.line(left, py(t), right, py(t), GREY);
     cv.line(left - 6, py(t), left, py(t), BLACK);
     const s = tickLabel(t, ystep);
-    cv.text(s, left - 10 - textWidth(s, 2), py(t) - GLYPH_H, BLACK);
+    cv.text(s, left - 10 - textWidth(s, 2), py(t) - GLYPH_HEIGHT, BLACK);
   }
   cv.line(left, top, left, bottom, BLACK, 2);
   cv.line(left, bottom, right, bottom, BLACK, 2);
@@ -188,7 +181,7 @@ export function renderChart(spec: ChartSpec): Buffer {
   for (const r of spec.referenceLines ?? []) {
     cv.line(left, py(r.y), right, py(r.y), r.color, 2, r.dashed === true ? 8 : 0);
     if (r.label !== undefined)
-      cv.text(r.label, right - textWidth(r.label, 2) - 4, py(r.y) - 2 * GLYPH_H - 4, r.color);
+      cv.text(r.label, right - textWidth(r.label, 2) - 4, py(r.y) - 2 * GLYPH_HEIGHT - 4, r.color);
   }
   for (const s of spec.series) {
     if (s.kind === 'line') {
@@ -209,9 +202,9 @@ export function renderChart(spec: ChartSpec): Buffer {
   const labelled = spec.series.filter((s) => s.label !== undefined);
   let ly = top + 10;
   for (const s of labelled) {
-    cv.disc(left + 18, ly + GLYPH_H, 5, s.color);
+    cv.disc(left + 18, ly + GLYPH_HEIGHT, 5, s.color);
     cv.text(s.label ?? '', left + 30, ly, BLACK);
-    ly += 2 * GLYPH_H + 8;
+    ly += 2 * GLYPH_HEIGHT + 8;
   }
   return PNG.sync.write(cv.png);
 }

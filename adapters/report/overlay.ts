@@ -13,7 +13,7 @@ import { DomainError } from '../../domain/errors.ts';
 import { sameGrid, type Mask, type Volume } from '../../domain/model/volume.ts';
 import { displayMapping, type DisplayMapping } from '../../domain/reporting/display.ts';
 import { autoWindow, type IntensityWindow } from '../../domain/reporting/slices.ts';
-import { ADVANCE, GLYPH_HEIGHT, glyph, textWidth } from './bitmap-font.ts';
+import { forEachTextPixel, GLYPH_HEIGHT, textWidth } from '../raster/bitmap-font.ts';
 import { ANNOTATION_RGB, CHANGE_RGB, LESION_RGB, type Rgb } from './palette.ts';
 
 export interface RgbImage {
@@ -89,14 +89,9 @@ export function fillRect(
 
 /** Draws text with the 5×7 bitmap font; (x, y) is the top-left corner. */
 export function drawText(img: RgbImage, text: string, x: number, y: number, scale: number, rgb: Rgb): void {
-  let cx = x;
-  for (const ch of text) {
-    const rows = glyph(ch);
-    for (let r = 0; r < GLYPH_HEIGHT; r++)
-      for (let c = 0; c < 5; c++)
-        if ((rows[r] >> (4 - c)) & 1) fillRect(img, cx + c * scale, y + r * scale, scale, scale, rgb);
-    cx += ADVANCE * scale;
-  }
+  forEachTextPixel(text, (col, row) => {
+    fillRect(img, x + col * scale, y + row * scale, scale, scale, rgb);
+  });
 }
 
 /** Burns text lines in at the top left on a translucent dark band. */

@@ -33,13 +33,7 @@ import { createLogger } from '../../adapters/logging/logger.ts';
 import { encodePng, renderOverlaySlice } from '../../adapters/report/overlay.ts';
 import { autoWindow } from '../../domain/reporting/slices.ts';
 import type { Mask } from '../../domain/model/volume.ts';
-
-/** The CommandIo of cli/commands/index.ts (declared here so this module does not import the table back). */
-export interface AnalyzeIo {
-  out(line: string): void;
-  err(line: string): void;
-  progress(line: string): void;
-}
+import { threadsFlag, usage, type CommandIo } from '../wiring/command.ts';
 
 const HELP = `usage: mslesion analyze <dicom-folder> --out <dir> [options]
 Runs the whole analysis on a local DICOM study (FLAIR required, T2 and T1 optional) and writes the report,
@@ -54,10 +48,6 @@ options:
   --threads N            onnxruntime intra-op threads
   --inference-url URL    run the network on a KServe v2 / Triton server
   --json                 print the analysis record as JSON at the end`;
-
-function usage(message: string): DomainError {
-  return new DomainError('CLI.USAGE', message, { issueType: 'invalid' });
-}
 
 async function chooseStudy(folder: string, wanted: string | undefined): Promise<string> {
   const instances = await new FolderImageSource(folder).scan();
@@ -76,7 +66,7 @@ async function chooseStudy(folder: string, wanted: string | undefined): Promise<
   return studies[0];
 }
 
-export async function run(argv: string[], io: AnalyzeIo): Promise<number> {
+export async function run(argv: string[], io: CommandIo): Promise<number> {
   let values;
   let folder: string;
   try {
@@ -108,8 +98,7 @@ export async function run(argv: string[], io: AnalyzeIo): Promise<number> {
     if (values.out === undefined) throw usage('--out is required');
     if (values.anatomy !== undefined && values.anatomy !== 'parcellation' && values.anatomy !== 'flair')
       throw usage('--anatomy must be parcellation or flair');
-    if (values.threads !== undefined && !/^[1-9]\d*$/.test(values.threads))
-      throw usage('--threads must be a positive integer');
+    threadsFlag(values.threads);
   } catch (e) {
     io.err(`mslesion analyze: ${e instanceof Error ? e.message : String(e)}\n\n${HELP}`);
     return 2;

@@ -20,12 +20,7 @@ import { assembleVolume } from '../../domain/imaging/assemble.ts';
 import { classifySeries } from '../../domain/imaging/series-rules.ts';
 import { orientationCode, spacingOf } from '../../domain/model/geometry.ts';
 import { createVolume, type Volume } from '../../domain/model/volume.ts';
-
-export interface Dicom2NiftiIo {
-  out(line: string): void;
-  err(line: string): void;
-  progress(line: string): void;
-}
+import { failed, usage, type CommandIo } from '../wiring/command.ts';
 
 const HELP = `usage: mslesion dicom2nifti <folder> --out <dir> [options]
 options:
@@ -33,10 +28,6 @@ options:
   --rules FILE     site series-classification rules (JSON, see config/series-rules.json)
   --study UID      only this StudyInstanceUID
   --json           print a JSON summary instead of lines`;
-
-function usage(message: string): DomainError {
-  return new DomainError('CLI.USAGE', message, { issueType: 'invalid' });
-}
 
 function safeName(s: string): string {
   return (
@@ -67,7 +58,7 @@ interface Failed {
   readonly message: string;
 }
 
-export async function run(argv: string[], io: Dicom2NiftiIo): Promise<number> {
+export async function run(argv: string[], io: CommandIo): Promise<number> {
   let values;
   let positionals: string[];
   try {
@@ -185,8 +176,6 @@ export async function run(argv: string[], io: Dicom2NiftiIo): Promise<number> {
     if (values.json) io.out(JSON.stringify({ converted, failed }, null, 2));
     return converted.length > 0 ? 0 : 1;
   } catch (e) {
-    if (!isDomainError(e)) throw e;
-    io.err(`mslesion dicom2nifti: ${e.code}: ${e.message}`);
-    return 1;
+    return failed('dicom2nifti', io, e);
   }
 }

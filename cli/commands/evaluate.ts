@@ -27,13 +27,7 @@ import {
 import { isConnectivity } from '../../domain/lesions/connected-components.ts';
 import { blandAltmanPng } from '../../adapters/plot/bland-altman.ts';
 import { csvRow, ensureDir, predictionOnReference, readBinaryMask, writeText } from '../wiring/masks.ts';
-
-/** What the dispatcher (cli/commands/index.ts CommandIo) gives a command; declared here to keep imports acyclic. */
-interface CommandIo {
-  out(line: string): void;
-  err(line: string): void;
-  progress(line: string): void;
-}
+import { failed, usage, type CommandIo } from '../wiring/command.ts';
 
 const HELP = `usage: mslesion evaluate --pred P.nii.gz --ref R.nii.gz [--json] [--pred-transform itk.txt]
        mslesion evaluate --batch cases.csv --out DIR
@@ -44,20 +38,16 @@ options:
   --json              print the scores as JSON
 batch CSV columns: case, site (or scanner), pred, ref, [pred_transform]; paths relative to the CSV`;
 
-function usageError(message: string): DomainError {
-  return new DomainError('CLI.USAGE', message, { issueType: 'invalid' });
-}
-
 function params(values: { connectivity?: string; 'min-volume'?: string }): Partial<DetectionParams> {
   const out: { connectivity?: DetectionParams['connectivity']; minVolumeMm3?: number } = {};
   if (values.connectivity !== undefined) {
     const c = Number(values.connectivity);
-    if (!isConnectivity(c)) throw usageError('--connectivity must be 6, 18 or 26');
+    if (!isConnectivity(c)) throw usage('--connectivity must be 6, 18 or 26');
     out.connectivity = c;
   }
   if (values['min-volume'] !== undefined) {
     const v = Number(values['min-volume']);
-    if (!Number.isFinite(v) || v < 0) throw usageError('--min-volume must be a number ≥ 0');
+    if (!Number.isFinite(v) || v < 0) throw usage('--min-volume must be a number ≥ 0');
     out.minVolumeMm3 = v;
   }
   return out;
@@ -206,11 +196,10 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   try {
     const p = params(values);
     if (values.batch !== undefined) {
-      if (values.out === undefined) throw usageError('--batch needs --out DIR');
+      if (values.out === undefined) throw usage('--batch needs --out DIR');
       return await runBatch(values.batch, values.out, p, io);
     }
-    if (values.pred === undefined || values.ref === undefined)
-      throw usageError('--pred and --ref are required');
+    if (values.pred === undefined || values.ref === undefined) throw usage('--pred and --ref are required');
     const r = await evaluateFiles(values.pred, values.ref, values['pred-transform'], p);
     if (values.json === true)
       io.out(
@@ -230,10 +219,6 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     }
     return 0;
   } catch (e) {
-    if (isDomainError(e)) {
-      io.err(`mslesion evaluate: ${e.code}: ${e.message}`);
-      return e.code === 'CLI.USAGE' ? 2 : 1;
-    }
-    throw e;
+    return failed('evaluate', io, e);
   }
 }

@@ -20,13 +20,7 @@ import {
 import type { MrContrast } from '../../adapters/dicom/mr-writer.ts';
 import { DicomWebClient, type DicomWebAuth } from '../../adapters/dicomweb/client.ts';
 import { readNifti } from '../../adapters/nifti/nifti.ts';
-import { DomainError, isDomainError } from '../../domain/errors.ts';
-
-export interface ImportNiftiIo {
-  out(line: string): void;
-  err(line: string): void;
-  progress(line: string): void;
-}
+import { failed, usage, type CommandIo } from '../wiring/command.ts';
 
 const HELP = `usage: mslesion import-nifti --flair F.nii.gz [--t2 F] [--t1 F] [--t1c F] --patient-id ID --study-date YYYYMMDD --out DIR [options]
 options:
@@ -39,10 +33,6 @@ options:
   --token T                bearer token for --stow (or MSLESION_PACS_TOKEN)
   --json                   print a JSON summary`;
 
-function usage(message: string): DomainError {
-  return new DomainError('CLI.USAGE', message, { issueType: 'invalid' });
-}
-
 const INPUTS: readonly [string, MrContrast][] = [
   ['flair', 'FLAIR'],
   ['t2', 'T2'],
@@ -50,7 +40,7 @@ const INPUTS: readonly [string, MrContrast][] = [
   ['t1c', 'T1C'],
 ];
 
-export async function run(argv: string[], io: ImportNiftiIo): Promise<number> {
+export async function run(argv: string[], io: CommandIo): Promise<number> {
   let values;
   try {
     values = parseArgs({
@@ -174,8 +164,6 @@ export async function run(argv: string[], io: ImportNiftiIo): Promise<number> {
     }
     return exit;
   } catch (e) {
-    if (!isDomainError(e)) throw e;
-    io.err(`mslesion import-nifti: ${e.code}: ${e.message}`);
-    return 1;
+    return failed('import-nifti', io, e);
   }
 }

@@ -12,9 +12,8 @@
  *                       warnings; plus the masks it segmented (prior_mask.nii.gz / current_mask.nii.gz).
  */
 import { parseArgs } from 'node:util';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { DomainError, isDomainError } from '../../domain/errors.ts';
+import { join } from 'node:path';
+import { isDomainError } from '../../domain/errors.ts';
 import type { InferenceEngine } from '../../domain/ports/inference.port.ts';
 import type { ModelRegistry } from '../../domain/ports/model-registry.port.ts';
 import { sameGrid, type Mask, type Volume } from '../../domain/model/volume.ts';
@@ -29,18 +28,8 @@ import type { ModelManifest } from '../../domain/model/manifest.ts';
 import type { ModelArtifactRef } from '../../domain/ports/inference.port.ts';
 import { writeNifti } from '../../adapters/nifti/nifti.ts';
 import { readItkTransform } from '../../adapters/itk/itk-transform.ts';
-import { openModelRegistry } from '../../adapters/models/fs-registry.ts';
-import { OnnxInferenceEngine } from '../../adapters/onnx/onnx-engine.ts';
 import { csvRow, ensureDir, readBinaryMask, readVolume, writeText } from '../wiring/masks.ts';
-
-/** What the dispatcher (cli/commands/index.ts CommandIo) gives a command; declared here to keep imports acyclic. */
-interface CommandIo {
-  out(line: string): void;
-  err(line: string): void;
-  progress(line: string): void;
-}
-
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+import { failed, openCommandEngine, openCommandModels, usage, type CommandIo } from '../wiring/command.ts';
 
 const HELP = `usage: mslesion longitudinal --prior-flair A.nii.gz [--prior-t2 F] [--prior-t1 F] [--prior-mask M]
                             --flair B.nii.gz [--t2 F] [--t1 F] [--mask M] --out DIR [options]
@@ -51,10 +40,6 @@ options:
   --no-mirror        no test-time mirroring when segmenting (faster)
   --json             print summary.json to stdout
 writes DIR/change_mask.nii.gz (1 new, 2 enlarged), DIR/lesions.csv, DIR/summary.json`;
-
-function usage(message: string): DomainError {
-  return new DomainError('CLI.USAGE', message, { issueType: 'invalid' });
-}
 
 interface Exam {
   flair: Volume;
@@ -102,23 +87,8 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
   let engine: InferenceEngine | undefined;
   let registry: ModelRegistry | undefined;
   const infra = async (): Promise<{ engine: InferenceEngine; models: ModelRegistry }> => {
-    if (registry === undefined) {
-      const dir = resolve(
-        values['models-dir'] ?? process.env.MSLESION_MODELS_DIR ?? resolve(REPO_ROOT, 'models'),
-      );
-      const reg = await openModelRegistry({ roots: [dir] });
-      for (const r of reg.refused)
-        io.err(`mslesion longitudinal: model ${r.modelId} refused: ${r.error.code}: ${r.error.message}`);
-      registry = reg;
-    }
-    engine ??= new OnnxInferenceEngine({
-      logger: {
-        info: () => undefined,
-        warn: (o, msg) => {
-          io.err(`mslesion longitudinal: ${msg ?? ''} ${JSON.stringify(o)}`);
-        },
-      },
-    });
+    registry ??= await openCommandModels('longitudinal', io, values['models-dir']);
+    engine ??= await openCommandEngine('longitudinal', io);
     return { engine, models: registry };
   };
 
@@ -297,9 +267,7 @@ export async function run(argv: string[], io: CommandIo): Promise<number> {
     }
     return 0;
   } catch (e) {
-    if (!isDomainError(e)) throw e;
-    io.err(`mslesion longitudinal: ${e.code}: ${e.message}`);
-    return e.code === 'CLI.USAGE' ? 2 : 1;
+    return failed('longitudinal', io, e);
   } finally {
     await engine?.close();
   }

@@ -8,25 +8,19 @@
  * lesion volume, warnings) on stdout. Exit codes: 0 ok, 1 a coded failure, 2 usage.
  */
 import { parseArgs } from 'node:util';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { DomainError, isDomainError } from '../../domain/errors.ts';
 import type { InferenceEngine } from '../../domain/ports/inference.port.ts';
 import { segmentLesions } from '../../domain/use-cases/segment-lesions.ts';
 import { spacingOf } from '../../domain/model/geometry.ts';
 import { readNifti, writeNifti } from '../../adapters/nifti/nifti.ts';
-import { openModelRegistry } from '../../adapters/models/fs-registry.ts';
-import { OnnxInferenceEngine } from '../../adapters/onnx/onnx-engine.ts';
-import { KServeInferenceClient } from '../../adapters/onnx/remote/kserve-client.ts';
-
-/** The CommandIo of cli/commands/index.ts (declared here so this module does not import the command table back). */
-export interface SegmentIo {
-  out(line: string): void;
-  err(line: string): void;
-  progress(line: string): void;
-}
-
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+import {
+  engineFlags,
+  failed,
+  openCommandEngine,
+  openCommandModels,
+  usage,
+  type CommandIo,
+  type EngineFlags,
+} from '../wiring/command.ts';
 
 const HELP = `usage: mslesion segment --flair F.nii.gz [--t2 F.nii.gz] [--t1 F.nii.gz] --out mask.nii.gz [options]
 options:
@@ -43,12 +37,9 @@ options:
   --inference-url URL    run the network on a KServe v2 / Triton server instead of locally
   --json                 print the summary as JSON`;
 
-function usage(message: string): DomainError {
-  return new DomainError('CLI.USAGE', message, { issueType: 'invalid' });
-}
-
-export async function run(argv: string[], io: SegmentIo): Promise<number> {
+export async function run(argv: string[], io: CommandIo): Promise<number> {
   let values;
+  let engineOptions: EngineFlags;
   try {
     values = parseArgs({
       args: argv,
@@ -79,14 +70,9 @@ export async function run(argv: string[], io: SegmentIo): Promise<number> {
     }
     if (values.flair === undefined) throw usage('--flair is required');
     if (values.out === undefined) throw usage('--out is required');
-    if (values.provider !== 'cpu' && values.provider !== 'cuda')
-      throw usage('--provider must be cpu or cuda');
-    if (values['cuda-fallback'] !== 'cpu' && values['cuda-fallback'] !== 'fail')
-      throw usage('--cuda-fallback must be cpu or fail');
+    engineOptions = engineFlags(values);
     if (values['brain-spacing'] !== undefined && !(Number(values['brain-spacing']) > 0))
       throw usage('--brain-spacing must be a positive number of mm');
-    if (values.threads !== undefined && !/^[1-9]\d*$/.test(values.threads))
-      throw usage('--threads must be a positive integer');
   } catch (e) {
     io.err(`mslesion segment: ${e instanceof Error ? e.message : String(e)}\n\n${HELP}`);
     return 2;
@@ -94,30 +80,8 @@ export async function run(argv: string[], io: SegmentIo): Promise<number> {
 
   let engine: InferenceEngine | undefined;
   try {
-    const modelsDir = resolve(
-      values['models-dir'] ?? process.env.MSLESION_MODELS_DIR ?? resolve(REPO_ROOT, 'models'),
-    );
-    const defaultModel = process.env.MSLESION_DEFAULT_MODEL;
-    const models = await openModelRegistry({
-      roots: [modelsDir],
-      ...(defaultModel === undefined ? {} : { defaults: { 'ms-lesion-segmentation': defaultModel } }),
-    });
-    for (const r of models.refused)
-      io.err(`mslesion segment: model ${r.modelId} refused: ${r.error.code}: ${r.error.message}`);
-    engine =
-      values['inference-url'] === undefined
-        ? new OnnxInferenceEngine({
-            provider: values.provider,
-            cudaFallback: values['cuda-fallback'],
-            ...(values.threads === undefined ? {} : { intraOpThreads: Number(values.threads) }),
-            logger: {
-              info: () => undefined,
-              warn: (o, msg) => {
-                io.err(`mslesion segment: ${msg ?? ''} ${JSON.stringify(o)}`);
-              },
-            },
-          })
-        : new KServeInferenceClient({ url: values['inference-url'] });
+    const models = await openCommandModels('segment', io, values['models-dir']);
+    engine = await openCommandEngine('segment', io, engineOptions);
     io.progress('reading images');
     const flair = (await readNifti(values.flair)).volume;
     const t2 = values.t2 === undefined ? undefined : (await readNifti(values.t2)).volume;
@@ -202,9 +166,7 @@ export async function run(argv: string[], io: SegmentIo): Promise<number> {
     }
     return 0;
   } catch (e) {
-    if (!isDomainError(e)) throw e;
-    io.err(`mslesion segment: ${e.code}: ${e.message}`);
-    return 1;
+    return failed('segment', io, e);
   } finally {
     await engine?.close();
   }

@@ -5,7 +5,7 @@
  */
 import { DomainError } from '../errors.ts';
 import type { ModelManifest, ModelVariant } from '../model/manifest.ts';
-import type { VoxelArray } from '../model/volume.ts';
+import { boundingBox, type VoxelArray } from '../model/volume.ts';
 import { foregroundProbability } from './activation.ts';
 import { normalizeChannel } from './normalize.ts';
 import { cropArray, slidingWindow, type ChannelArray, type PatchRunner } from './sliding-window.ts';
@@ -44,23 +44,13 @@ export function maskBounds(
   margin = 0,
 ): { start: Shape3; size: Shape3 } | null {
   const [D, H, W] = shape;
-  const lo = [D, H, W];
-  const hi = [-1, -1, -1];
-  let p = 0;
-  for (let d = 0; d < D; d++)
-    for (let h = 0; h < H; h++)
-      for (let w = 0; w < W; w++, p++)
-        if (mask[p] !== 0) {
-          if (d < lo[0]) lo[0] = d;
-          if (d > hi[0]) hi[0] = d;
-          if (h < lo[1]) lo[1] = h;
-          if (h > hi[1]) hi[1] = h;
-          if (w < lo[2]) lo[2] = w;
-          if (w > hi[2]) hi[2] = w;
-        }
-  if (hi[0] < 0) return null;
+  // w is fastest in memory: the volume axes (i, j, k) are (w, h, d)
+  const b = boundingBox({ dims: [W, H, D], data: mask });
+  if (b === null) return null;
+  const lo = [b.min[2], b.min[1], b.min[0]];
+  const hi = [b.max[2], b.max[1], b.max[0]];
   const start = [0, 1, 2].map((a) => Math.max(0, lo[a] - margin));
-  const end = [0, 1, 2].map((a) => Math.min(shape[a], hi[a] + 1 + margin));
+  const end = [0, 1, 2].map((a) => Math.min(shape[a], hi[a] + margin));
   return {
     start: [start[0], start[1], start[2]],
     size: [end[0] - start[0], end[1] - start[1], end[2] - start[2]],

@@ -13,9 +13,14 @@ import { applyAffine, invert, multiply, spacingOf } from '../model/geometry.ts';
 import { createVolume, sameGrid, type Mask, type Volume } from '../model/volume.ts';
 import { DomainError } from '../errors.ts';
 import { maskedPercentiles, otsuThreshold } from '../preprocess/filters.ts';
-import { openMask } from '../preprocess/mask-ops.ts';
 import { labelComponents } from './connected-components.ts';
-import { chamferDistance, dilate, fillHoles } from './morphology.ts';
+import {
+  chamferDistance,
+  dilateVoxels,
+  fillHoles,
+  largestComponent,
+  openMask,
+} from '../imaging/morphology.ts';
 
 /** Region bits in `Anatomy.regions` (a voxel may carry several, e.g. cerebellar WM is WM + infratentorial). */
 export const REGION = {
@@ -190,11 +195,7 @@ export function anatomyFromFlair(flair: Volume, options: FlairAnatomyOptions = {
       for (let p = 0; p < n; p++) fg[p] = flair.data[p] > t ? 1 : 0;
       notes.push(`brain: Otsu threshold ${t.toPrecision(4)} on the FLAIR, largest component, holes filled`);
     }
-    const cc = labelComponents({ dims, data: fg }, 6);
-    let best = 0;
-    for (let l = 1; l <= cc.count; l++) if (cc.sizes[l] > cc.sizes[best]) best = l;
-    for (let p = 0; p < n; p++) fg[p] = best !== 0 && cc.labels[p] === best ? 1 : 0;
-    brain = fillHoles(dims, fg);
+    brain = fillHoles(largestComponent(createVolume(dims, flair.affine, fg), 6)).data;
   }
   let brainCount = 0;
   for (let p = 0; p < n; p++) brainCount += brain[p];
@@ -279,7 +280,7 @@ export function anatomyFromFlair(flair: Volume, options: FlairAnatomyOptions = {
   // grow back into dark-ish tissue (partial-volume walls): FLAIR < `wallFraction` × median, `growVoxels` steps
   const wallT = wallFraction * median;
   for (let it = 0; it < growVoxels; it++) {
-    const grown = dilate(dims, ventricles, 6);
+    const grown = dilateVoxels(dims, ventricles, 6);
     for (let p = 0; p < n; p++) if (!(brain[p] !== 0 && flair.data[p] < wallT)) grown[p] = 0;
     ventricles = grown;
   }

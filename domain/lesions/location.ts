@@ -11,7 +11,7 @@
 import type { LesionLocation } from '../model/analysis.ts';
 import type { Vec3 } from '../model/geometry.ts';
 import { REGION } from './anatomy.ts';
-import { neighbourOffsets } from './morphology.ts';
+import { neighbourOffsets } from '../imaging/morphology.ts';
 
 export interface LocationEvidence {
   readonly location: LesionLocation;

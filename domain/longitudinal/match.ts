@@ -24,7 +24,7 @@ import { spacingOf, type Vec3 } from '../model/geometry.ts';
 import { createVolume, sameGrid, type Mask, type Volume } from '../model/volume.ts';
 import { DomainError } from '../errors.ts';
 import { voxelVolumeMm3 } from '../lesions/lesion-table.ts';
-import { neighbourOffsets } from '../lesions/morphology.ts';
+import { neighbourOffsets } from '../imaging/morphology.ts';
 
 export interface MatchOptions {
   /** Dilation of the prior lesions, in voxels of the current grid (default 1). */

@@ -8,7 +8,7 @@
 import { applyAffine, spacingOf, type Vec3 } from '../model/geometry.ts';
 import { createVolume, sameGrid, type Mask } from '../model/volume.ts';
 import { DomainError } from '../errors.ts';
-import { chamferDistance } from '../lesions/morphology.ts';
+import { chamferDistance } from '../imaging/morphology.ts';
 
 export interface SyntheticScenarioOptions {
   readonly stable?: number;

@@ -163,8 +163,11 @@ export function invertAxisMapping(m: AxisMapping): AxisMapping {
   return { perm: [perm[0], perm[1], perm[2]], flip: [flip[0], flip[1], flip[2]] };
 }
 
-/** Inclusive-exclusive voxel bounding box of the non-zero voxels, or null when there are none. */
-export function boundingBox(v: Volume): { min: Vec3; max: Vec3 } | null {
+/**
+ * Inclusive-exclusive voxel bounding box of the non-zero voxels, or null when there are none. Takes any voxel
+ * array with its dims (a Volume, or a raw mask such as a [D, H, W] model-grid array given as dims [W, H, D]).
+ */
+export function boundingBox(v: Pick<Volume, 'dims' | 'data'>): { min: Vec3; max: Vec3 } | null {
   const [nx, ny, nz] = v.dims;
   let x0 = nx,
     y0 = ny,

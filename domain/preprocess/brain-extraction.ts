@@ -32,15 +32,8 @@ import type { InferenceEngine, ModelArtifactRef } from '../ports/inference.port.
 import { foregroundProbability } from '../inference/activation.ts';
 import { normalizeChannel } from '../inference/normalize.ts';
 import { otsuThreshold, sampledPercentiles } from './filters.ts';
-import {
-  detectSkullStripped,
-  dilate,
-  fillHoles,
-  largestComponent,
-  maskVolumeMl,
-  thresholdMask,
-  type SkullStrippedReport,
-} from './mask-ops.ts';
+import { detectSkullStripped, maskVolumeMl, thresholdMask, type SkullStrippedReport } from './mask-ops.ts';
+import { dilate, fillHoles, largestComponent } from '../imaging/morphology.ts';
 import {
   gridCentre,
   orientedGrid,

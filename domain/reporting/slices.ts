@@ -14,7 +14,7 @@
  *    cross-section (when a FLAIR is given) as a single example, so the report still shows the anatomy.
  */
 import { spacingOf } from '../model/geometry.ts';
-import type { Mask, Volume } from '../model/volume.ts';
+import { boundingBox, type Mask, type Volume } from '../model/volume.ts';
 
 export interface SliceSelectionOptions {
   /** How many slices at most (default 4). */
@@ -150,20 +150,6 @@ export function autoWindow(v: Volume, lowPercentile = 0.5, highPercentile = 99.7
 
 /** In-plane bounding box [i0, i1) × [j0, j1) of the non-zero voxels over all slices, or null when empty. */
 export function inPlaneBounds(v: Volume): { i0: number; i1: number; j0: number; j1: number } | null {
-  const [nx, ny, nz] = v.dims;
-  let i0 = nx,
-    i1 = -1,
-    j0 = ny,
-    j1 = -1;
-  let p = 0;
-  for (let k = 0; k < nz; k++)
-    for (let j = 0; j < ny; j++)
-      for (let i = 0; i < nx; i++, p++)
-        if (v.data[p] !== 0) {
-          if (i < i0) i0 = i;
-          if (i > i1) i1 = i;
-          if (j < j0) j0 = j;
-          if (j > j1) j1 = j;
-        }
-  return i1 < 0 ? null : { i0, i1: i1 + 1, j0, j1: j1 + 1 };
+  const b = boundingBox(v);
+  return b === null ? null : { i0: b.min[0], i1: b.max[0], j0: b.min[1], j1: b.max[1] };
 }

@@ -40,7 +40,8 @@ import {
   type RegistrationResult,
 } from '../preprocess/registration.ts';
 import { gridOf, resampleLinear, resampleMask, respacedGrid, type Grid } from '../preprocess/resample.ts';
-import { detectSkullStripped, dilate, fillHoles, largestComponent } from '../preprocess/mask-ops.ts';
+import { detectSkullStripped } from '../preprocess/mask-ops.ts';
+import { dilate, fillHoles, largestComponent } from '../imaging/morphology.ts';
 import { extractBrain, type BrainExtractionOptions } from '../preprocess/brain-extraction.ts';
 
 export const LESION_TASK = 'ms-lesion-segmentation';

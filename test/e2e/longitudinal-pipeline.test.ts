@@ -31,7 +31,7 @@ import { parseNifti } from '../../adapters/nifti/nifti.ts';
 import type { Analysis, ChangeClass } from '../../domain/model/analysis.ts';
 import { orientationCode } from '../../domain/model/geometry.ts';
 import { createVolume, reorient, sameGrid, type Mask, type Volume } from '../../domain/model/volume.ts';
-import { dilate } from '../../domain/preprocess/mask-ops.ts';
+import { dilate } from '../../domain/imaging/morphology.ts';
 import { meanDisplacement } from '../../domain/preprocess/registration.ts';
 import { serve, type TestServer } from '../contracts/http-client.ts';
 import { REPO_ROOT } from '../helpers/fixtures.ts';

@@ -17,7 +17,7 @@ import { readNifti } from '../../adapters/nifti/nifti.ts';
 import { applyAffine, multiply, type Mat4, type Vec3 } from '../../domain/model/geometry.ts';
 import { createVolume, crop, type Mask, type Volume } from '../../domain/model/volume.ts';
 import { labelLesions } from '../../domain/lesions/lesion-table.ts';
-import { dilate } from '../../domain/preprocess/mask-ops.ts';
+import { dilate } from '../../domain/imaging/morphology.ts';
 import { openMs } from './fixtures.ts';
 
 export interface ExamVolumes {

@@ -1,26 +1,15 @@
 /** The Outbox contract on a real PostgreSQL (127.0.0.1:5432), in a throwaway schema dropped afterwards. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { PostgresOutbox } from '../../adapters/outbox/postgres/postgres-outbox.ts';
 import { PostgresAnalysisStore } from '../../adapters/store/postgres/postgres-store.ts';
 import { outboxContract } from '../contracts/outbox.contract.ts';
+import { dropSchema, TEST_DATABASE_URL, testSchema } from '../helpers/postgres.ts';
 
-const URL = process.env.MSLESION_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-async function dropSchema(schema: string): Promise<void> {
-  const c = new pg.Client({ connectionString: URL });
-  await c.connect();
-  try {
-    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  } finally {
-    await c.end();
-  }
-}
+const URL = TEST_DATABASE_URL;
 
 outboxContract('postgres (two pools)', async () => {
-  const schema = `mslesion_test_${randomBytes(6).toString('hex')}`;
+  const schema = testSchema();
   const outbox = await PostgresOutbox.open({ connectionString: URL, schema });
   return {
     outbox,
@@ -34,7 +23,7 @@ outboxContract('postgres (two pools)', async () => {
 
 describe('PostgresOutbox', () => {
   it('lives beside the analysis store in one schema; concurrent opens migrate once; racing enqueues make one row', async () => {
-    const schema = `mslesion_test_${randomBytes(6).toString('hex')}`;
+    const schema = testSchema();
     try {
       const store = await PostgresAnalysisStore.open({ connectionString: URL, schema });
       const boxes = await Promise.all(

@@ -1,26 +1,15 @@
 /** The AnalysisStore contract on a real PostgreSQL (127.0.0.1:5432), in a throwaway schema dropped afterwards. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { analysisStoreContract, order } from '../contracts/analysis-store.contract.ts';
 import { PostgresAnalysisStore } from '../../adapters/store/postgres/postgres-store.ts';
 import { DomainError } from '../../domain/errors.ts';
+import { dropSchema, TEST_DATABASE_URL, testSchema } from '../helpers/postgres.ts';
 
-const URL = process.env.MSLESION_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-async function dropSchema(schema: string): Promise<void> {
-  const c = new pg.Client({ connectionString: URL });
-  await c.connect();
-  try {
-    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  } finally {
-    await c.end();
-  }
-}
+const URL = TEST_DATABASE_URL;
 
 analysisStoreContract('postgres (two pools)', async () => {
-  const schema = `mslesion_test_${randomBytes(6).toString('hex')}`;
+  const schema = testSchema();
   const store = await PostgresAnalysisStore.open({ connectionString: URL, schema });
   return {
     store,
@@ -34,7 +23,7 @@ analysisStoreContract('postgres (two pools)', async () => {
 
 describe('PostgresAnalysisStore', () => {
   it('migrates once even when several processes open the schema at the same time', async () => {
-    const schema = `mslesion_test_${randomBytes(6).toString('hex')}`;
+    const schema = testSchema();
     try {
       const stores = await Promise.all(
         [0, 1, 2].map(() => PostgresAnalysisStore.open({ connectionString: URL, schema })),

@@ -205,6 +205,16 @@ export function deviceSerial(model: ModelUsed): string {
   return /^[0-9a-f]{16,}$/.test(sha) ? `sha256:${sha.slice(0, 16)}` : `${model.id}-${model.version}`;
 }
 
+/** A Source Image Sequence item: the FLAIR plane a derived image or frame was made from (source for processing). */
+export function sourceImageItem(src: SourceSliceRef): NaturalizedDataset {
+  return {
+    ReferencedSOPClassUID: src.sopClassUid ?? SOP.MRImage,
+    ReferencedSOPInstanceUID: src.sopInstanceUid,
+    ...(src.frameNumber === undefined ? {} : { ReferencedFrameNumber: src.frameNumber }),
+    PurposeOfReferenceCodeSequence: [codeItem(CODES.sourceForProcessing)],
+  };
+}
+
 /** IHE AI Results: the algorithm as "Processing Equipment" that created this instance. */
 export function contributingEquipment(ctx: DerivedContext, when: Date): NaturalizedDataset {
   const eq = ctx.equipment ?? DEFAULT_EQUIPMENT;

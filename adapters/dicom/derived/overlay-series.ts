@@ -13,10 +13,8 @@ import type { NaturalizedDataset } from 'dcmjs';
 import { sameGrid, type Mask, type Volume } from '../../../domain/model/volume.ts';
 import { autoWindow, nonEmptySlices } from '../../../domain/reporting/slices.ts';
 import { renderOverlaySlice } from '../../report/overlay.ts';
-import { CODES } from './codes.ts';
 import {
   checkSourceSlices,
-  codeItem,
   commonAttributes,
   contextUids,
   createdAt,
@@ -26,6 +24,7 @@ import {
   ds,
   SERIES_NUMBER,
   SOP,
+  sourceImageItem,
   writePart10,
   type DerivedContext,
   type DerivedObject,
@@ -100,14 +99,7 @@ export function buildOverlaySeries(input: OverlaySeriesInput): OverlayInstance[]
       PatientOrientation: [...r.mapping.patientOrientation],
       DerivationDescription:
         'FLAIR slice with AI lesion segmentation outlines (burned in); not for diagnosis',
-      SourceImageSequence: [
-        {
-          ReferencedSOPClassUID: src.sopClassUid ?? SOP.MRImage,
-          ReferencedSOPInstanceUID: src.sopInstanceUid,
-          ...(src.frameNumber === undefined ? {} : { ReferencedFrameNumber: src.frameNumber }),
-          PurposeOfReferenceCodeSequence: [codeItem(CODES.sourceForProcessing)],
-        },
-      ],
+      SourceImageSequence: [sourceImageItem(src)],
       ImageComments: 'AI-generated lesion outlines - research use only, NOT FOR DIAGNOSIS',
       BurnedInAnnotation: 'YES',
       RecognizableVisualFeatures: 'NO',

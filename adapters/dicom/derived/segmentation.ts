@@ -34,6 +34,7 @@ import {
   referencedSeriesItem,
   SERIES_NUMBER,
   SOP,
+  sourceImageItem,
   writePart10,
   type DerivedContext,
   type DerivedObject,
@@ -192,15 +193,7 @@ export function buildSegmentation(input: SegmentationInput): SegmentationObject 
       DerivationImageSequence: [
         {
           DerivationCodeSequence: [codeItem(CODES.segmentation)],
-          SourceImageSequence: [
-            {
-              ReferencedSOPClassUID: src.sopClassUid ?? SOP.MRImage,
-              ReferencedSOPInstanceUID: src.sopInstanceUid,
-              ...(src.frameNumber === undefined ? {} : { ReferencedFrameNumber: src.frameNumber }),
-              PurposeOfReferenceCodeSequence: [codeItem(CODES.sourceForProcessing)],
-              SpatialLocationsPreserved: 'YES',
-            },
-          ],
+          SourceImageSequence: [{ ...sourceImageItem(src), SpatialLocationsPreserved: 'YES' }],
         },
       ],
       FrameContentSequence: [{ DimensionIndexValues: [f.segment.number, f.k + 1] }],

@@ -19,6 +19,7 @@ import {
   type OutboxState,
 } from '../../../domain/ports/outbox.port.ts';
 import { checkEntry, sha256Hex } from '../sqlite/sqlite-outbox.ts';
+import { appliedMigrations, migrate, openPool, withTransaction } from '../../postgres/pg-schema.ts';
 
 export const POSTGRES_OUTBOX_MIGRATIONS = [
   {
@@ -84,8 +85,6 @@ function toMessage(r: Row): OutboxMessage {
   };
 }
 
-const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
-
 function unavailable(message: string, cause: unknown): DomainError {
   return new DomainError('OUTBOX.UNAVAILABLE', message, { issueType: 'transient', cause });
 }
@@ -105,35 +104,18 @@ export class PostgresOutbox implements Outbox {
     readonly maxConnections?: number;
   }): Promise<PostgresOutbox> {
     const schema = options.schema ?? 'mslesion';
-    if (!SCHEMA.test(schema)) throw new TypeError(`bad schema name ${schema}`);
-    const pool = new pg.Pool({
+    const pool = openPool({
       connectionString: options.connectionString,
-      max: options.maxConnections ?? 5,
-      options: `-c search_path=${schema}`,
-      connectionTimeoutMillis: 10_000,
+      schema,
+      maxConnections: options.maxConnections ?? 5,
     });
-    pool.on('error', () => undefined);
     const outbox = new PostgresOutbox(pool, schema);
     try {
-      await outbox.#tx(async (c) => {
-        await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`mslesion-outbox-migrate:${schema}`]);
-        await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-        await c.query(
-          'CREATE TABLE IF NOT EXISTS outbox_schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
-        );
-        const done = new Set(
-          (await c.query<{ version: number }>('SELECT version FROM outbox_schema_migrations')).rows.map(
-            (r) => r.version,
-          ),
-        );
-        for (const m of POSTGRES_OUTBOX_MIGRATIONS) {
-          if (done.has(m.version)) continue;
-          await c.query(m.sql);
-          await c.query('INSERT INTO outbox_schema_migrations (version, name) VALUES ($1, $2)', [
-            m.version,
-            m.name,
-          ]);
-        }
+      await migrate(pool, {
+        schema,
+        ledger: 'outbox_schema_migrations',
+        lockKey: `mslesion-outbox-migrate:${schema}`,
+        migrations: POSTGRES_OUTBOX_MIGRATIONS,
       });
     } catch (e) {
       await pool.end();
@@ -142,26 +124,12 @@ export class PostgresOutbox implements Outbox {
     return outbox;
   }
 
-  async appliedMigrations(): Promise<number[]> {
-    const r = await this.#pool.query<{ version: number }>(
-      'SELECT version FROM outbox_schema_migrations ORDER BY version',
-    );
-    return r.rows.map((x) => x.version);
+  appliedMigrations(): Promise<number[]> {
+    return appliedMigrations(this.#pool, 'outbox_schema_migrations');
   }
 
-  async #tx<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.#pool.connect();
-    try {
-      await c.query('BEGIN');
-      const out = await work(c);
-      await c.query('COMMIT');
-      return out;
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    } finally {
-      c.release();
-    }
+  #tx<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return withTransaction(this.#pool, work);
   }
 
   async enqueue(entry: OutboxEntry, now: Date): Promise<EnqueueResult> {

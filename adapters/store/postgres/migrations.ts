@@ -1,9 +1,7 @@
 /** PostgreSQL schema, as an ordered list of migrations (applied once each under an advisory lock). */
-export interface Migration {
-  readonly version: number;
-  readonly name: string;
-  readonly sql: string;
-}
+import type { Migration } from '../../postgres/pg-schema.ts';
+
+export type { Migration };
 
 export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   {

@@ -29,6 +29,7 @@ import {
   type AnalysisRow,
 } from '../shared.ts';
 import { POSTGRES_MIGRATIONS } from './migrations.ts';
+import { appliedMigrations, migrate, openPool, withTransaction } from '../../postgres/pg-schema.ts';
 
 interface DbRow {
   id: string;
@@ -83,8 +84,6 @@ export interface PostgresStoreOptions {
   readonly maxConnections?: number;
 }
 
-const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
-
 export class PostgresAnalysisStore implements AnalysisStore {
   readonly #pool: pg.Pool;
   readonly schema: string;
@@ -97,18 +96,19 @@ export class PostgresAnalysisStore implements AnalysisStore {
   /** Connects, creates the schema when missing and applies pending migrations. */
   static async open(options: PostgresStoreOptions): Promise<PostgresAnalysisStore> {
     const schema = options.schema ?? 'mslesion';
-    if (!SCHEMA.test(schema)) throw new TypeError(`bad schema name ${schema}`);
-    const pool = new pg.Pool({
+    const pool = openPool({
       connectionString: options.connectionString,
-      max: options.maxConnections ?? 10,
-      options: `-c search_path=${schema}`,
-      connectionTimeoutMillis: 10_000,
+      schema,
+      maxConnections: options.maxConnections ?? 10,
     });
-    // An idle client's error (server restart) must not crash the process; the next query reconnects.
-    pool.on('error', () => undefined);
     const store = new PostgresAnalysisStore(pool, schema);
     try {
-      await store.#migrate();
+      await migrate(pool, {
+        schema,
+        ledger: 'schema_migrations',
+        lockKey: `mslesion-migrate:${schema}`,
+        migrations: POSTGRES_MIGRATIONS,
+      });
     } catch (e) {
       await pool.end();
       throw storeUnavailable('cannot open the PostgreSQL store', e);
@@ -116,46 +116,12 @@ export class PostgresAnalysisStore implements AnalysisStore {
     return store;
   }
 
-  async #migrate(): Promise<void> {
-    await this.#tx(async (c) => {
-      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`mslesion-migrate:${this.schema}`]);
-      await c.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
-      await c.query(
-        'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
-      );
-      const done = new Set(
-        (await c.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
-          (r) => r.version,
-        ),
-      );
-      for (const m of POSTGRES_MIGRATIONS) {
-        if (done.has(m.version)) continue;
-        await c.query(m.sql);
-        await c.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
-      }
-    });
+  appliedMigrations(): Promise<number[]> {
+    return appliedMigrations(this.#pool, 'schema_migrations');
   }
 
-  async appliedMigrations(): Promise<number[]> {
-    const r = await this.#pool.query<{ version: number }>(
-      'SELECT version FROM schema_migrations ORDER BY version',
-    );
-    return r.rows.map((x) => x.version);
-  }
-
-  async #tx<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.#pool.connect();
-    try {
-      await c.query('BEGIN');
-      const out = await work(c);
-      await c.query('COMMIT');
-      return out;
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    } finally {
-      c.release();
-    }
+  #tx<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return withTransaction(this.#pool, work);
   }
 
   async #write(

@@ -1,8 +1,11 @@
 /**
- * A 5×7 bitmap font (drawn for this project) for chart labels: A–Z, a–z drawn as small capitals, 0–9 and
- * common punctuation. Each glyph is 7 rows of 5 bits, most significant bit = leftmost pixel.
+ * The project's 5×7 bitmap font (drawn for this project), shared by every raster renderer: chart labels
+ * (adapters/plot/chart.ts) and the text burned into images — the "AI-generated / not for diagnosis" banner of
+ * the overlay figures and of the DICOM Secondary Capture preview series (adapters/report/overlay.ts).
+ * A–Z, 0–9 and common punctuation; lower case is drawn as small capitals; any other character as "?".
+ * Each glyph is 7 rows of 5 bits, most significant bit = leftmost pixel.
  */
-const G: Readonly<Partial<Record<string, readonly number[]>>> = {
+const GLYPHS: Readonly<Partial<Record<string, readonly number[]>>> = {
   ' ': [0, 0, 0, 0, 0, 0, 0],
   A: [0b01110, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001, 0b10001],
   B: [0b11110, 0b10001, 0b10001, 0b11110, 0b10001, 0b10001, 0b11110],
@@ -47,6 +50,7 @@ const G: Readonly<Partial<Record<string, readonly number[]>>> = {
   '-': [0, 0, 0, 0b11111, 0, 0, 0],
   '−': [0, 0, 0, 0b11111, 0, 0, 0],
   '–': [0, 0, 0, 0b11111, 0, 0, 0],
+  '—': [0, 0, 0, 0b11111, 0, 0, 0],
   '+': [0, 0b00100, 0b00100, 0b11111, 0b00100, 0b00100, 0],
   '±': [0b00100, 0b00100, 0b11111, 0b00100, 0b00100, 0, 0b11111],
   '=': [0, 0, 0b11111, 0, 0b11111, 0, 0],
@@ -70,29 +74,52 @@ const G: Readonly<Partial<Record<string, readonly number[]>>> = {
   '·': [0, 0, 0, 0b01100, 0b01100, 0, 0],
 };
 
+export const GLYPH_WIDTH = 5;
+export const GLYPH_HEIGHT = 7;
+/** Horizontal advance per character (glyph + one column gap), in font pixels. */
+export const ADVANCE = 6;
+
+const UNKNOWN = GLYPHS['?']!;
+
 /** Small capitals for lower case: the upper-case glyph squeezed into rows 2–6. */
 function smallCap(upper: readonly number[]): number[] {
   return [0, 0, upper[0], upper[2], upper[3], upper[5], upper[6]];
 }
 
-export const GLYPH_W = 5;
-export const GLYPH_H = 7;
-/** Horizontal advance per character, in font pixels. */
-export const ADVANCE = 6;
+/** True when the font draws `ch` (itself, or as a small capital) rather than the "?" fallback. */
+export function hasGlyph(ch: string): boolean {
+  return GLYPHS[ch] !== undefined || GLYPHS[ch.toUpperCase()] !== undefined;
+}
 
-const UNKNOWN = [0b11111, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b11111];
-
+/** The glyph rows of a character (5-bit patterns, most significant bit left). */
 export function glyph(ch: string): readonly number[] {
-  const g = G[ch];
+  const g = GLYPHS[ch];
   if (g !== undefined) return g;
   const up = ch.toUpperCase();
   if (up !== ch) {
-    const u = G[up];
+    const u = GLYPHS[up];
     if (u !== undefined) return smallCap(u);
   }
   return UNKNOWN;
 }
 
+/** Width in image pixels of a text at a scale (the gap after the last character excluded; 0 when empty). */
 export function textWidth(text: string, scale: number): number {
-  return Array.from(text).length * ADVANCE * scale - scale;
+  const n = Array.from(text).length;
+  return n === 0 ? 0 : (n * ADVANCE - 1) * scale;
+}
+
+/**
+ * Calls `visit(x, y)` for every set pixel of `text` in font pixels: x from the left of the first character
+ * (ADVANCE per character), y from the top row (0–6). Renderers scale and place the pixels.
+ */
+export function forEachTextPixel(text: string, visit: (x: number, y: number) => void): void {
+  let left = 0;
+  for (const ch of text) {
+    const rows = glyph(ch);
+    for (let row = 0; row < GLYPH_HEIGHT; row++)
+      for (let col = 0; col < GLYPH_WIDTH; col++)
+        if (((rows[row] >> (GLYPH_WIDTH - 1 - col)) & 1) !== 0) visit(left + col, row);
+    left += ADVANCE;
+  }
 }
