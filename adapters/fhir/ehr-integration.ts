@@ -28,7 +28,8 @@ import { PostgresOutbox } from '../outbox/postgres/postgres-outbox.ts';
 import { OutboxResultDelivery } from '../outbox/result-delivery.ts';
 import { SqliteOutbox } from '../outbox/sqlite/sqlite-outbox.ts';
 import { FhirPushClient } from './fhir-push-client.ts';
-import { createFhirResults, studyFromAnalysis } from './fhir-results.ts';
+import { analysedStudy } from './analysed-study.ts';
+import { createFhirResults } from './fhir-results.ts';
 import { SmartBackendAuth, type SmartAlg } from './smart-auth.ts';
 
 /** The `ehr` settings (config.ts). */
@@ -123,8 +124,12 @@ export async function createEhrIntegration(settings: EhrSettings, deps: EhrDeps)
         }
       : undefined;
   const audit = new SqliteAuditLog({ path: deps.auditPath });
+  // every analysis of a study: their derived series (SEG, SR, PDF, overlay) are not part of its ImagingStudy
+  const analysisIdsOfStudy = async (studyInstanceUid: string): Promise<readonly string[]> =>
+    (await deps.store.list({ studyInstanceUid, limit: 1000, offset: 0 })).items.map((a) => a.id);
   const fhir = createFhirResults({
     version: deps.version,
+    analysisIdsOfStudy,
     ...(deps.imageSource === undefined ? {} : { imageSource: deps.imageSource }),
     ...(settings.studyTimezone === undefined ? {} : { studyTimezone: settings.studyTimezone }),
   });
@@ -205,9 +210,10 @@ export async function createEhrIntegration(settings: EhrSettings, deps: EhrDeps)
     async afterSucceeded(analysis) {
       if (resultDelivery.channels.length === 0) return [];
       try {
-        let study = studyFromAnalysis(analysis);
-        if (deps.imageSource !== undefined)
-          study = await deps.imageSource.findStudy(analysis.order.studyInstanceUid).catch(() => study);
+        const study = await analysedStudy(analysis, {
+          ...(deps.imageSource === undefined ? {} : { imageSource: deps.imageSource }),
+          analysisIdsOfStudy,
+        });
         const pdf = await deps.artifacts.get(analysis.id, 'report.pdf');
         return await resultDelivery.deliver({
           analysis,

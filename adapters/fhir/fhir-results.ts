@@ -1,7 +1,7 @@
 /**
  * The FhirResults port over the mapping in this folder: ServiceRequest intake/echo, result resources of an
- * analysis (ImagingStudy from the PACS' study metadata when an ImageSource is given — cached — else from
- * what the analysis recorded), search matching with @medplum/core (token and date semantics of FHIR
+ * analysis (ImagingStudy from the PACS' study metadata when an ImageSource is given — cached — without the
+ * series this service derived (analysed-study.ts), else from what the analysis recorded), search matching with @medplum/core (token and date semantics of FHIR
  * search), the CapabilityStatement of the service's FHIR API, and the local CodeSystem.
  */
 import { matchesSearchRequest, parseSearchRequest } from '@medplum/core';
@@ -10,6 +10,7 @@ import type { Analysis } from '../../domain/model/analysis.ts';
 import type { FhirJson, FhirResults } from '../../domain/ports/fhir-results.port.ts';
 import type { ImageSource, StudyDescriptor } from '../../domain/ports/image-source.port.ts';
 import { DomainError } from '../../domain/errors.ts';
+import { analysedStudy, studyFromAnalysis, type DerivedSeriesRule } from './analysed-study.ts';
 import { localCodeSystem, SYSTEM } from './codes.ts';
 import { allResources, buildResultResources } from './result-bundle.ts';
 import {
@@ -19,9 +20,14 @@ import {
 } from './service-request.ts';
 import { loadFhirDefinitions } from './validation.ts';
 
-export interface FhirResultsOptions extends ServiceRequestIntakeOptions {
+export interface FhirResultsOptions extends ServiceRequestIntakeOptions, DerivedSeriesRule {
   /** Source of the study metadata for ImagingStudy (absent: built from the analysis). */
   readonly imageSource?: ImageSource;
+  /**
+   * Ids of every analysis of a study: their SEG/SR/PDF/overlay series are left out of the ImagingStudy
+   * (adapters/fhir/analysed-study.ts; this analysis' own are always left out).
+   */
+  readonly analysisIdsOfStudy?: (studyInstanceUid: string) => Promise<readonly string[]>;
   readonly studyTimezone?: string;
   /** Software version for the CapabilityStatement. */
   readonly version?: string;
@@ -30,29 +36,8 @@ export interface FhirResultsOptions extends ServiceRequestIntakeOptions {
   readonly cacheSize?: number;
 }
 
-/** The study as far as the analysis knows it (no PACS at hand): its UID, date and the series it used. */
-export function studyFromAnalysis(analysis: Analysis): StudyDescriptor {
-  const s = analysis.result?.series;
-  const refs = s === undefined ? [] : [s.flair, s.t2, s.t1].filter((x) => x !== undefined);
-  const studyDate = analysis.result?.studyDate;
-  return {
-    studyInstanceUid: analysis.order.studyInstanceUid,
-    ...(studyDate === undefined ? {} : { studyDate }),
-    series: refs.map((r) => ({
-      studyInstanceUid: analysis.order.studyInstanceUid,
-      seriesInstanceUid: r.seriesInstanceUid,
-      modality: 'MR',
-      numberOfInstances: r.instances,
-      attributes: {
-        ...(r.description === undefined ? {} : { seriesDescription: r.description }),
-        scanningSequence: [],
-        sequenceVariant: [],
-        scanOptions: [],
-        imageType: [],
-      },
-    })),
-  };
-}
+/** Re-exported: the study as far as the analysis knows it (no PACS at hand). */
+export { studyFromAnalysis };
 
 /** A typed resource as the port's plain JSON. */
 const asJson = (r: Resource): FhirJson => r as unknown as FhirJson;
@@ -151,23 +136,28 @@ export function createFhirResults(options: FhirResultsOptions = {}): FhirResults
   loadFhirDefinitions();
   const cache = new Map<string, StudyDescriptor>();
   const max = options.cacheSize ?? 256;
-  const studyOf = async (analysis: Analysis): Promise<StudyDescriptor> => {
-    const uid = analysis.order.studyInstanceUid;
-    const hit = cache.get(uid);
-    if (hit !== undefined) return hit;
-    let study = studyFromAnalysis(analysis);
-    if (options.imageSource !== undefined) {
-      try {
-        study = await options.imageSource.findStudy(uid);
-      } catch {
-        // PACS unreachable or study gone: serve what the analysis recorded (not cached, so it is retried)
-        return study;
-      }
-    }
-    if (cache.size >= max) cache.delete(cache.keys().next().value ?? uid);
-    cache.set(uid, study);
-    return study;
-  };
+  // the PACS' study descriptors, cached (a failed read is not cached, so it is retried)
+  const source = options.imageSource;
+  const studies: Pick<ImageSource, 'findStudy'> | undefined =
+    source === undefined
+      ? undefined
+      : {
+          async findStudy(uid) {
+            const hit = cache.get(uid);
+            if (hit !== undefined) return hit;
+            const study = await source.findStudy(uid);
+            if (cache.size >= max) cache.delete(cache.keys().next().value ?? uid);
+            cache.set(uid, study);
+            return study;
+          },
+        };
+  const studyOf = (analysis: Analysis): Promise<StudyDescriptor> =>
+    analysedStudy(analysis, {
+      ...(studies === undefined ? {} : { imageSource: studies }),
+      ...(options.analysisIdsOfStudy === undefined ? {} : { analysisIdsOfStudy: options.analysisIdsOfStudy }),
+      ...(options.uidRoot === undefined ? {} : { uidRoot: options.uidRoot }),
+      ...(options.manufacturer === undefined ? {} : { manufacturer: options.manufacturer }),
+    });
   const capability = capabilityStatement(options);
   return {
     orderFromServiceRequest: (body) => parseServiceRequest(body, options),

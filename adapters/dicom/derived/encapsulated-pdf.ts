@@ -22,6 +22,7 @@ import {
   type DerivedContext,
   type DerivedObject,
 } from './common.ts';
+import { DERIVED_SERIES_ROLE } from './uids.ts';
 
 export interface EncapsulatedPdfInput extends DerivedContext {
   readonly pdf: Uint8Array;
@@ -40,7 +41,7 @@ export function buildEncapsulatedPdf(input: EncapsulatedPdfInput): EncapsulatedP
   if (!isPdf(input.pdf)) throw derivedInputError('the report is not a PDF document');
   checkSourceSlices(input, input.flairSlices.length);
   const uid = contextUids(input);
-  const seriesInstanceUid = uid('pdf.series');
+  const seriesInstanceUid = uid(DERIVED_SERIES_ROLE.pdf);
   const sopInstanceUid = uid('pdf.instance');
   const when = createdAt(input);
   // OB values have even length: pad with one NUL (Encapsulated Document Length keeps the real size)

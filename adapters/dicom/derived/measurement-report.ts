@@ -31,6 +31,7 @@ import {
   type DerivedContext,
   type DerivedObject,
 } from './common.ts';
+import { DERIVED_SERIES_ROLE } from './uids.ts';
 import { SEGMENT } from './segmentation.ts';
 
 export interface SegmentationReference {
@@ -113,7 +114,7 @@ export function buildMeasurementReport(input: MeasurementReportInput): Measureme
   const uid = contextUids(input);
   const eq = input.equipment ?? DEFAULT_EQUIPMENT;
   const { lesions, change } = input.result;
-  const seriesInstanceUid = uid('sr.series');
+  const seriesInstanceUid = uid(DERIVED_SERIES_ROLE.sr);
   const sopInstanceUid = uid('sr.instance');
   const deviceUid = uid('algorithm.device');
 

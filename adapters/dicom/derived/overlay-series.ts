@@ -29,6 +29,7 @@ import {
   type DerivedContext,
   type DerivedObject,
 } from './common.ts';
+import { DERIVED_SERIES_ROLE } from './uids.ts';
 
 export interface OverlaySeriesInput extends DerivedContext {
   readonly flair: Volume;
@@ -56,7 +57,7 @@ export function buildOverlaySeries(input: OverlaySeriesInput): OverlayInstance[]
   const nz = input.flair.dims[2];
   checkSourceSlices(input, nz);
   const uid = contextUids(input);
-  const seriesInstanceUid = uid('sc.series');
+  const seriesInstanceUid = uid(DERIVED_SERIES_ROLE.overlay);
   const when = createdAt(input);
   let ks: number[];
   if (input.slices === 'all') ks = Array.from({ length: nz }, (_, k) => k);

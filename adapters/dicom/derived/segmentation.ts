@@ -21,7 +21,7 @@ import { applyAffine, column, normalize, spacingOf, type Vec3 } from '../../../d
 import { sameGrid, type Mask, type Volume } from '../../../domain/model/volume.ts';
 import { CHANGE_RGB, LESION_RGB, type Rgb } from '../../report/palette.ts';
 import { CODES, privateSchemeIdentification } from './codes.ts';
-import { isValidUid } from './uids.ts';
+import { DERIVED_SERIES_ROLE, isValidUid } from './uids.ts';
 import {
   algorithmIdentification,
   checkSourceSlices,
@@ -202,7 +202,7 @@ export function buildSegmentation(input: SegmentationInput): SegmentationObject 
     };
   });
 
-  const seriesInstanceUid = uid('seg.series');
+  const seriesInstanceUid = uid(DERIVED_SERIES_ROLE.seg);
   const sopInstanceUid = uid('seg.instance');
   const sliceThickness = input.flairSlices[0].sliceThickness ?? geo.sliceSpacing;
   const dataset: NaturalizedDataset = {

@@ -67,3 +67,16 @@ export function uidFactory(analysisId: string, uidRoot: string = DEFAULT_UID_ROO
   checkUidRoot(uidRoot);
   return (role) => derivedUid(analysisId, role, uidRoot);
 }
+
+/** The UID roles of the series this service files into a study (SEG, SR, Encapsulated PDF, overlay SC). */
+export const DERIVED_SERIES_ROLE = {
+  seg: 'seg.series',
+  sr: 'sr.series',
+  pdf: 'pdf.series',
+  overlay: 'sc.series',
+} as const;
+
+/** The Series Instance UIDs the derived series of an analysis get (whether or not they were published). */
+export function derivedSeriesUids(analysisId: string, uidRoot: string = DEFAULT_UID_ROOT): string[] {
+  return Object.values(DERIVED_SERIES_ROLE).map((role) => derivedUid(analysisId, role, uidRoot));
+}
