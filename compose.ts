@@ -370,7 +370,8 @@ async function assemble(
     retryBaseMs: config.worker.retryBaseMs,
     retryMaxMs: config.worker.retryMaxMs,
   };
-  // A succeeded analysis' results go to the EHR outbox (FHIR bundle, ORU) when delivery is configured.
+  // A succeeded analysis' results go to the EHR outbox (FHIR bundle, ORU) when delivery is configured; when that
+  // fails, the worker's sweeper queues them later (redelivery below).
   const run = async (id: string, signal?: AbortSignal): Promise<RunOutcome> => {
     const outcome = await runAnalysis(runDeps, id, signal);
     if (outcome.outcome === 'succeeded') await ehr.afterSucceeded(outcome.analysis);
@@ -469,6 +470,17 @@ async function assemble(
         concurrency: config.worker.concurrency,
         sweepIntervalMs: config.worker.sweepIntervalMs,
         staleQueuedMs: config.worker.staleQueuedMs,
+        // results whose queueing after the run failed (outbox down) are queued by the sweeper
+        ...(ehr.resultDelivery.channels.length === 0
+          ? {}
+          : {
+              redelivery: {
+                channels: ehr.resultDelivery.channels,
+                afterMs: config.ehr.redeliverAfterMs,
+                lookbackMs: config.ehr.redeliverLookbackHours * 3_600_000,
+                queue: (a) => ehr.queueResults(a),
+              },
+            }),
       });
       ehr.startDispatcher();
       logger.info({ workerId, concurrency: config.worker.concurrency }, 'worker started');

@@ -126,6 +126,13 @@ export interface Config {
     /** Refuse orders (FHIR, HL7) for studies the PACS does not hold. */
     readonly checkStudyOnOrder: boolean;
     readonly outboxPollMs: number;
+    /**
+     * A succeeded analysis whose results are not queued on a configured channel this long after it finished
+     * (the queueing after the run failed: outbox down) is queued again by the worker's sweeper.
+     */
+    readonly redeliverAfterMs: number;
+    /** How far back (hours) the sweeper looks for such analyses. */
+    readonly redeliverLookbackHours: number;
   };
   /** FHIR Bulk Data export for registries (docs/dev-notes/smart-bulk.md). */
   readonly bulk: {
@@ -356,6 +363,13 @@ export const FIELDS: readonly Field[] = [
     default: false,
   },
   { path: 'ehr.outboxPollMs', env: 'MSLESION_OUTBOX_POLL_MS', type: int(50), default: 2000 },
+  { path: 'ehr.redeliverAfterMs', env: 'MSLESION_REDELIVER_AFTER_MS', type: int(0), default: 60_000 },
+  {
+    path: 'ehr.redeliverLookbackHours',
+    env: 'MSLESION_REDELIVER_LOOKBACK_HOURS',
+    type: int(1, 24 * 366),
+    default: 168,
+  },
   { path: 'bulk.dir', env: 'MSLESION_BULK_DIR', type: { kind: 'path' } },
   {
     path: 'bulk.maxResourcesPerFile',

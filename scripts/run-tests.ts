@@ -24,6 +24,8 @@ if (files.length === 0) {
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 // No test may hang CI: every test (and hook) fails after this long (override with TEST_TIMEOUT_MS).
 const timeoutMs = process.env.TEST_TIMEOUT_MS ?? '600000';
+// …and the whole run ends after this long (TEST_TOTAL_TIMEOUT_MS), whatever a test file left running.
+const totalMs = Number(process.env.TEST_TOTAL_TIMEOUT_MS ?? '2700000');
 const r = spawnSync(
   process.execPath,
   [
@@ -34,6 +36,10 @@ const r = spawnSync(
     ...passthrough,
     ...files,
   ],
-  { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
+  { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' }, timeout: totalMs, killSignal: 'SIGKILL' },
 );
+if (r.error !== undefined || r.signal !== null)
+  console.error(
+    `tests did not finish within ${String(totalMs / 60_000)} min (${r.error?.message ?? r.signal ?? ''})`,
+  );
 process.exit(r.status ?? 1);

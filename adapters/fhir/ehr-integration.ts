@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { JWK } from 'jose';
-import { DomainError } from '../../domain/errors.ts';
+import { DomainError, isDomainError } from '../../domain/errors.ts';
 import type { Analysis, DeliveryStatus } from '../../domain/model/analysis.ts';
 import type { AnalysisStore } from '../../domain/ports/analysis-store.port.ts';
 import type { ArtifactStore } from '../../domain/ports/artifact-store.port.ts';
@@ -83,7 +83,15 @@ export interface EhrIntegration {
   readonly outbox: Outbox;
   readonly resultDelivery: ResultDelivery;
   readonly readinessChecks: readonly { readonly name: string; check(signal: AbortSignal): Promise<void> }[];
-  /** Queues the results of a succeeded analysis on every configured channel (never throws). */
+  /**
+   * Queues the results of a succeeded analysis on every configured channel (study from the PACS, report.pdf
+   * from the artifacts). Throws when they cannot be queued (outbox or store unavailable …).
+   */
+  queueResults(analysis: Analysis): Promise<readonly DeliveryStatus[]>;
+  /**
+   * queueResults after a run, never throwing: a failure is logged, and the worker's sweeper queues the results
+   * later (they have no delivery status for the channel until then).
+   */
   afterSucceeded(analysis: Analysis): Promise<readonly DeliveryStatus[]>;
   /** Starts the MLLP order listener when a port is configured. */
   startListener(): Promise<MllpListener | undefined>;
@@ -200,6 +208,15 @@ export async function createEhrIntegration(settings: EhrSettings, deps: EhrDeps)
   });
   let listener: MllpListener | undefined;
   let dispatching = false;
+  const queueResults = async (analysis: Analysis): Promise<readonly DeliveryStatus[]> => {
+    if (resultDelivery.channels.length === 0) return [];
+    const study = await analysedStudy(analysis, {
+      ...(deps.imageSource === undefined ? {} : { imageSource: deps.imageSource }),
+      analysisIdsOfStudy,
+    });
+    const pdf = await deps.artifacts.get(analysis.id, 'report.pdf');
+    return resultDelivery.deliver({ analysis, study, ...(pdf === undefined ? {} : { pdf: pdf.data }) });
+  };
 
   return {
     ...(authenticator === undefined ? {} : { authenticator }),
@@ -207,23 +224,18 @@ export async function createEhrIntegration(settings: EhrSettings, deps: EhrDeps)
     outbox,
     resultDelivery,
     readinessChecks: [{ name: 'outbox', check: () => outbox.ping() }],
+    queueResults,
     async afterSucceeded(analysis) {
-      if (resultDelivery.channels.length === 0) return [];
       try {
-        const study = await analysedStudy(analysis, {
-          ...(deps.imageSource === undefined ? {} : { imageSource: deps.imageSource }),
-          analysisIdsOfStudy,
-        });
-        const pdf = await deps.artifacts.get(analysis.id, 'report.pdf');
-        return await resultDelivery.deliver({
-          analysis,
-          study,
-          ...(pdf === undefined ? {} : { pdf: pdf.data }),
-        });
+        return await queueResults(analysis);
       } catch (e) {
         logger.error(
-          { analysisId: analysis.id, err: e instanceof Error ? e.message : String(e) },
-          'results could not be queued for the EHR',
+          {
+            analysisId: analysis.id,
+            code: isDomainError(e) ? e.code : 'INTERNAL.ERROR',
+            err: e instanceof Error ? e.message : String(e),
+          },
+          'results could not be queued for the EHR; the sweeper queues them again',
         );
         return [];
       }

@@ -19,7 +19,7 @@ export interface OutboxResultDeliveryOptions {
   readonly fhir?: Omit<ResultBundleOptions, 'pdf'>;
   /** Deliver an ORU^R01 (MSH addressing, assigning authorities). */
   readonly hl7v2?: OruOptions;
-  /** Records the `pending` status of newly queued messages. */
+  /** Records the status of newly queued messages (and of queued ones the analysis has no status for). */
   readonly recorder?: DeliveryStatusRecorder;
 }
 
@@ -73,7 +73,10 @@ export class OutboxResultDelivery implements ResultDelivery {
         attempts: message.attempts,
         ...(message.lastError === undefined ? {} : { lastError: message.lastError }),
       };
-      if (changed && this.#o.recorder !== undefined) await this.#o.recorder.record(analysis.id, status);
+      // also when nothing changed but the analysis has no status yet (a queueing whose recording failed)
+      const unrecorded = !analysis.delivery.some((d) => d.channel === e.channel);
+      if ((changed || unrecorded) && this.#o.recorder !== undefined)
+        await this.#o.recorder.record(analysis.id, status);
       out.push(status);
     }
     return out;

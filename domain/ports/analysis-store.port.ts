@@ -14,6 +14,7 @@ import type {
   AnalysisResult,
   AnalysisStatus,
   ArtifactRef,
+  DeliveryChannel,
   DeliveryStatus,
   SeriesFinding,
 } from '../model/analysis.ts';
@@ -96,6 +97,17 @@ export interface RequeueRequest {
   readonly limit: number;
 }
 
+/** Succeeded analyses whose results were never queued for delivery on a channel (see `listUndelivered`). */
+export interface UndeliveredQuery {
+  /** The delivery channels a succeeded analysis must have a status for. */
+  readonly channels: readonly DeliveryChannel[];
+  /** Only analyses finished at or after this instant (how far back to look). */
+  readonly finishedAfter: Date;
+  /** …and at or before this one (the run's own queueing has had its chance). */
+  readonly finishedBefore: Date;
+  readonly limit: number;
+}
+
 export interface AnalysisStore {
   /**
    * Creates a queued analysis for the order. With a placer order number that is already known, returns the
@@ -119,6 +131,11 @@ export interface AnalysisStore {
    * of analyses queued since before `queuedBefore` (both to be enqueued again), at most `limit` in all.
    */
   requeueStale(request: RequeueRequest): Promise<readonly string[]>;
+  /**
+   * Ids of succeeded analyses finished within [finishedAfter, finishedBefore] that have no delivery status for
+   * at least one of `channels` (their results were never queued there), oldest finished first.
+   */
+  listUndelivered(query: UndeliveredQuery): Promise<readonly string[]>;
   /** Number of analyses in each status (metrics). */
   countByStatus(): Promise<Readonly<Record<AnalysisStatus, number>>>;
   /** Throws when the store is unreachable (readiness check). */

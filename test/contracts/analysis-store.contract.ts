@@ -6,7 +6,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { DomainError } from '../../domain/errors.ts';
-import type { AnalysisOrder, AnalysisResult } from '../../domain/model/analysis.ts';
+import type { AnalysisOrder, AnalysisResult, DeliveryStatus } from '../../domain/model/analysis.ts';
 import type { AnalysisStore } from '../../domain/ports/analysis-store.port.ts';
 
 export interface StoreHarness {
@@ -326,6 +326,58 @@ export function analysisStoreContract(name: string, open: () => Promise<StoreHar
         (await store.requeueStale({ now: at(10_000), queuedBefore: at(1000), limit: 1 })).length,
         1,
       );
+    });
+
+    it('lists succeeded analyses missing a delivery status for a channel, oldest finished first, in a window', async () => {
+      const W = new Date('2031-05-06T07:00:00.000Z');
+      const w = (ms: number): Date => new Date(W.getTime() + ms);
+      const make = async (
+        finishedMs: number,
+        delivery: DeliveryStatus[],
+        status: 'succeeded' | 'failed' = 'succeeded',
+      ): Promise<string> => {
+        const a = (await store.create(order(), W)).analysis;
+        await store.update(
+          a.id,
+          {
+            status,
+            finishedAt: w(finishedMs).toISOString(),
+            ...(status === 'succeeded' ? { result: sampleResult() } : {}),
+            delivery,
+          },
+          w(finishedMs),
+        );
+        return a.id;
+      };
+      const none = await make(3000, []);
+      const fhirOnly = await make(1000, [{ channel: 'fhir', state: 'pending', attempts: 0 }]);
+      await make(2000, [
+        { channel: 'fhir', state: 'delivered', attempts: 1 },
+        { channel: 'hl7v2', state: 'failed', attempts: 12, lastError: 'HL7.ACK_ERROR' },
+      ]);
+      await make(1500, [], 'failed');
+      await make(-5000, []); // finished before the window
+      await make(60_000, []); // finished after it (its own run is still queueing)
+      const q = { finishedAfter: w(0), finishedBefore: w(10_000), limit: 10 };
+      assert.deepEqual(await store.listUndelivered({ ...q, channels: ['fhir', 'hl7v2'] }), [fhirOnly, none]);
+      assert.deepEqual(await store.listUndelivered({ ...q, channels: ['fhir'] }), [none]);
+      assert.deepEqual(await store.listUndelivered({ ...q, channels: ['hl7v2'] }), [fhirOnly, none]);
+      assert.deepEqual(await store.listUndelivered({ ...q, channels: [] }), []);
+      assert.deepEqual(await store.listUndelivered({ ...q, channels: ['fhir', 'hl7v2'], limit: 1 }), [
+        fhirOnly,
+      ]);
+      // once queued on every channel, an analysis is no longer listed
+      await store.update(
+        none,
+        {
+          delivery: [
+            { channel: 'fhir', state: 'pending', attempts: 0 },
+            { channel: 'hl7v2', state: 'pending', attempts: 0 },
+          ],
+        },
+        w(4000),
+      );
+      assert.deepEqual(await store.listUndelivered({ ...q, channels: ['fhir', 'hl7v2'] }), [fhirOnly]);
     });
 
     it('answers ping', async () => {

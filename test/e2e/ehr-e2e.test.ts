@@ -43,6 +43,7 @@ import { FIXTURES, REPO_ROOT, openMs } from '../helpers/fixtures.ts';
 import { freePort, startOrthanc, type OrthancHandle } from '../helpers/orthanc.ts';
 import { clientKeys, startOAuthServer, type OAuthServer } from '../integration/support/oauth-server.ts';
 import { startFhirServer, type FhirServer } from '../integration/support/fhir-server.ts';
+import { cleanup } from '../helpers/cleanup.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const AUD = 'https://mslesion.e2e/api';
@@ -190,14 +191,18 @@ describe('EHR end to end: orders in, results out', () => {
   });
 
   after(async () => {
-    await s.close();
-    await c.close();
-    await peer.stop({ forceDrainTimeoutMs: 100 });
-    await fhir.stop();
-    await oauth.stop();
-    await apiOauth.stop();
-    await pacs.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup(
+      () => s.close(),
+      () => c.close(),
+      () => peer.stop({ forceDrainTimeoutMs: 100 }),
+      () => fhir.stop(),
+      () => oauth.stop(),
+      () => apiOauth.stop(),
+      () => pacs.stop(),
+      () => {
+        rmSync(dir, { recursive: true, force: true });
+      },
+    );
   });
 
   async function delivered(id: string): Promise<Analysis> {

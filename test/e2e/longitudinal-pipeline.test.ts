@@ -37,6 +37,7 @@ import { serve, type TestServer } from '../contracts/http-client.ts';
 import { REPO_ROOT } from '../helpers/fixtures.ts';
 import { buildLongitudinalCase, type LongitudinalCase } from '../helpers/longitudinal-case.ts';
 import { startOrthanc, type OrthancHandle } from '../helpers/orthanc.ts';
+import { cleanup } from '../helpers/cleanup.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PATIENT = 'OPENMS-26';
@@ -154,10 +155,14 @@ describe('longitudinal analysis with a prior study through the PACS and the defa
   });
 
   after(async () => {
-    await s.close();
-    await c.close();
-    await pacs.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup(
+      () => s.close(),
+      () => c.close(),
+      () => pacs.stop(),
+      () => {
+        rmSync(dir, { recursive: true, force: true });
+      },
+    );
   });
 
   /** Change class of each current lesion id, from the change table. */

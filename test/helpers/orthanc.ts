@@ -83,6 +83,14 @@ export async function startOrthanc(options: { maxUploadMb?: number } = {}): Prom
   proc.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
   });
+  // Orthanc never keeps a test process alive: a suite whose setup failed before its `after` hook could stop
+  // the server would otherwise wait for it forever (a CI run once hung 86 min that way); it dies with the process.
+  proc.unref();
+  (proc.stderr as (NodeJS.ReadableStream & { unref?: () => void }) | null)?.unref?.();
+  const killOnExit = (): void => {
+    if (proc.exitCode === null) proc.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
   const baseUrl = `http://127.0.0.1:${port}`;
   const authorization = 'Basic ' + Buffer.from(`${username}:${password}`).toString('base64');
   const deadline = Date.now() + 30_000;
@@ -107,6 +115,7 @@ export async function startOrthanc(options: { maxUploadMb?: number } = {}): Prom
     password,
     authorization,
     async stop() {
+      process.removeListener('exit', killOnExit);
       if (proc.exitCode === null) {
         const exited = new Promise((r) => proc.once('exit', r));
         proc.kill('SIGTERM');

@@ -23,6 +23,7 @@ import { crop, type Volume } from '../../domain/model/volume.ts';
 import { errorCode, serve, type TestServer } from '../contracts/http-client.ts';
 import { FIXTURES, REPO_ROOT, openMs } from '../helpers/fixtures.ts';
 import { startOrthanc, type OrthancHandle } from '../helpers/orthanc.ts';
+import { cleanup } from '../helpers/cleanup.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -112,10 +113,14 @@ describe('analysis of a study held by a real Orthanc PACS', () => {
   });
 
   after(async () => {
-    await s.close();
-    await c.close();
-    await pacs.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup(
+      () => s.close(),
+      () => c.close(),
+      () => pacs.stop(),
+      () => {
+        rmSync(dir, { recursive: true, force: true });
+      },
+    );
   });
 
   async function order(studyInstanceUid: string): Promise<string> {

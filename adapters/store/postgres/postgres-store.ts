@@ -15,6 +15,7 @@ import type {
   ClaimRequest,
   CreateResult,
   RequeueRequest,
+  UndeliveredQuery,
   UpdateGuard,
 } from '../../../domain/ports/analysis-store.port.ts';
 import type { Analysis, AnalysisOrder, AnalysisStatus } from '../../../domain/model/analysis.ts';
@@ -215,6 +216,20 @@ export class PostgresAnalysisStore implements AnalysisStore {
       total = Number(c.rows[0].n);
     }
     return { items: r.rows.map((x) => toAnalysis(fromDb(x))), total };
+  }
+
+  async listUndelivered(query: UndeliveredQuery): Promise<readonly string[]> {
+    if (query.channels.length === 0) return [];
+    const missing = query.channels
+      .map((_, n) => `NOT delivery_json @> jsonb_build_array(jsonb_build_object('channel', $${n + 3}::text))`)
+      .join(' OR ');
+    const r = await this.#pool.query<{ id: string }>(
+      `SELECT id::text AS id FROM analyses
+       WHERE status = 'succeeded' AND finished_at >= $1 AND finished_at <= $2 AND (${missing})
+       ORDER BY finished_at, id LIMIT $${query.channels.length + 3}`,
+      [query.finishedAfter, query.finishedBefore, ...query.channels, Math.max(1, query.limit)],
+    );
+    return r.rows.map((x) => x.id);
   }
 
   async update(id: string, patch: AnalysisPatch, now: Date, guard: UpdateGuard = {}): Promise<Analysis> {

@@ -16,6 +16,7 @@ import type {
   ClaimRequest,
   CreateResult,
   RequeueRequest,
+  UndeliveredQuery,
   UpdateGuard,
 } from '../../../domain/ports/analysis-store.port.ts';
 import type { Analysis, AnalysisOrder, AnalysisStatus } from '../../../domain/model/analysis.ts';
@@ -249,6 +250,31 @@ export class SqliteAnalysisStore implements AnalysisStore {
       return { items: rows.map((r) => toAnalysis(fromDb(r))), total };
     });
     return settle(() => read.deferred());
+  }
+
+  listUndelivered(query: UndeliveredQuery): Promise<readonly string[]> {
+    return settle(() => {
+      if (query.channels.length === 0) return [];
+      const missing = query.channels
+        .map(
+          () =>
+            "NOT EXISTS (SELECT 1 FROM json_each(delivery_json) WHERE json_extract(json_each.value, '$.channel') = ?)",
+        )
+        .join(' OR ');
+      const rows = this.#db
+        .prepare(
+          `SELECT id FROM analyses
+           WHERE status = 'succeeded' AND finished_at >= ? AND finished_at <= ? AND (${missing})
+           ORDER BY finished_at, id LIMIT ?`,
+        )
+        .all(
+          query.finishedAfter.toISOString(),
+          query.finishedBefore.toISOString(),
+          ...query.channels,
+          Math.max(1, query.limit),
+        ) as { id: string }[];
+      return rows.map((r) => r.id);
+    });
   }
 
   update(id: string, patch: AnalysisPatch, now: Date, guard: UpdateGuard = {}): Promise<Analysis> {
