@@ -64,14 +64,33 @@ def norm_stats(v, clip=CLIP_PERCENTILES):
     return float(lo), float(hi), float(vc.mean()), std if std > 1e-6 else 1.0
 
 
-def load_case(shared, case):
-    """A cross-sectional case: dict of normalised channels (D,H,W), brain mask, lesion mask, raw channels."""
+def service_brain_mask(flair):
+    """The service's brain mask of a skull-stripped FLAIR (domain/use-cases/segment-lesions.ts nonZeroBrain):
+    non-zero voxels, largest face-connected component, 3-D holes filled, then 2-D holes filled in every slice
+    across the slice axis (D here: isotropic volumes use the third voxel axis)."""
+    m = flair != 0
+    lab, n = ndi.label(m, FACE)
+    if n > 1:
+        sizes = np.bincount(lab.ravel())
+        sizes[0] = 0
+        m = lab == sizes.argmax()
+    m = ndi.binary_fill_holes(m)
+    for z in range(m.shape[0]):
+        m[z] = ndi.binary_fill_holes(m[z])
+    return m
+
+
+def load_case(shared, case, brain_rule="nonzero"):
+    """A cross-sectional case: dict of normalised channels (D,H,W), brain mask, lesion mask, raw channels.
+
+    brain_rule 'nonzero' (training: FLAIR != 0) or 'service' (evaluation: the service's mask, service_brain_mask).
+    """
     base = os.path.join(shared, "data", "open_ms", "cross_sectional", case)
     raw = {}
     ref = None
     for c in CHANNELS:
         raw[c], ref = load_dhw(os.path.join(base, f"{c}.nii.gz"))
-    brain = raw["FLAIR"] != 0
+    brain = raw["FLAIR"] != 0 if brain_rule == "nonzero" else service_brain_mask(raw["FLAIR"])
     les, _ = load_dhw(os.path.join(base, "lesion_mask.nii.gz"))
     norm = {c: normalize_channel(raw[c], brain) for c in CHANNELS}
     return {"raw": raw, "norm": norm, "brain": brain, "lesion": les > 0.5, "ref": ref}
@@ -111,44 +130,46 @@ def tile_starts(size, patch, step):
 
 
 def sliding_window_probs(run_batch, x, patch, step=0.5, mirror_axes=(2,), batch_size=2):
-    """Foreground probability (softmax of 2 logits) over a C,D,H,W volume, padded to at least the patch.
-
-    run_batch(np.ndarray [N,C,d,h,w]) -> logits [N,2,d,h,w]. Mirroring averages softmax probabilities of the
-    original and each single-axis flip (same as the engine: every subset of mirror axes; with one axis = 2 passes).
+    """Foreground probability over a C,D,H,W volume, the engine's way (domain/inference/sliding-window.ts, as
+    nnU-Net v2): pad to at least the patch (floor(diff/2) before), tiles evenly spread, each tile and its mirror
+    images through the network, the *logits* weighted by the Gaussian importance map and averaged over tiles and
+    mirror images, then softmax. With 2 classes softmax_1 = sigmoid(l1 - l0), so the logit difference is
+    accumulated. run_batch(np.ndarray [N,C,d,h,w]) -> logits [N,2,d,h,w].
     """
+    import itertools
     c, *shape = x.shape
     pad = [max(0, p - s) for p, s in zip(patch, shape)]
     pads = [(0, 0)] + [(q // 2, q - q // 2) for q in pad]
     xp = np.pad(x, pads, mode="constant")
     S = xp.shape[1:]
     g = gaussian_importance(patch)
-    acc = np.zeros(S, np.float32)
-    wsum = np.zeros(S, np.float32)
+    acc = np.zeros(S, np.float64)
+    wsum = np.zeros(S, np.float64)
     starts = [(a, b, cc) for a in tile_starts(S[0], patch[0], step) for b in tile_starts(S[1], patch[1], step)
               for cc in tile_starts(S[2], patch[2], step)]
-    import itertools
     flips = [()]
     for r in range(1, len(mirror_axes) + 1):
         flips += list(itertools.combinations(mirror_axes, r))
     for i in range(0, len(starts), batch_size):
         chunk = starts[i:i + batch_size]
         xb = np.stack([xp[:, a:a + patch[0], b:b + patch[1], cc:cc + patch[2]] for a, b, cc in chunk])
-        prob = np.zeros((len(chunk),) + tuple(patch), np.float32)
+        dl = np.zeros((len(chunk),) + tuple(patch), np.float64)
         for fl in flips:
             ax = tuple(f + 2 for f in fl)
             xi = np.flip(xb, ax) if fl else xb
             lg = run_batch(np.ascontiguousarray(xi))
-            p = 1.0 / (1.0 + np.exp(lg[:, 0] - lg[:, 1]))  # softmax foreground of 2 classes
+            d = (lg[:, 1] - lg[:, 0]).astype(np.float64)
             if fl:
-                p = np.flip(p, tuple(f + 1 for f in fl))
-            prob += p
-        prob /= len(flips)
+                d = np.flip(d, tuple(f + 1 for f in fl))
+            dl += d
+        dl /= len(flips)
         for k, (a, b, cc) in enumerate(chunk):
-            acc[a:a + patch[0], b:b + patch[1], cc:cc + patch[2]] += prob[k] * g
+            acc[a:a + patch[0], b:b + patch[1], cc:cc + patch[2]] += dl[k] * g
             wsum[a:a + patch[0], b:b + patch[1], cc:cc + patch[2]] += g
-    out = acc / np.maximum(wsum, 1e-8)
+    logit = acc / np.maximum(wsum, 1e-12)
+    prob = (1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
     sl = tuple(slice(pp[0], pp[0] + s) for pp, s in zip(pads[1:], shape))
-    return out[sl]
+    return prob[sl]
 
 
 # ---------------------------------------------------------------- metrics (MSSEG-2016 / animaSegPerfAnalyzer)

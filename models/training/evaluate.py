@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 from common import (FOLDS, DEFAULT_SHARED, CKPT, WORK, CHANNELS, INNER_VAL_MASKS, load_case, bank_masks,
-                    normalize_channel, sliding_window_probs, lesion_metrics, save_dhw)
+                    normalize_channel, sliding_window_probs, lesion_metrics, save_dhw, service_brain_mask)
 from net import UNet3D
 from synth import Subject
 
 VARIANTS = {"flair-t2-t1": ("FLAIR", "T2", "T1"), "flair-t2": ("FLAIR", "T2"), "flair": ("FLAIR",)}
-THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
+THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 
 
 def load_net(path):
@@ -31,10 +31,10 @@ def predict(net, norm, brain, channels, patch, mirror_axes=(2,), crop=True, batc
     """norm: dict channel -> normalised D,H,W array. Missing channels are zeros (as the variant wrappers do)."""
     x = np.stack([norm[c] if c in channels else np.zeros_like(norm["FLAIR"]) for c in CHANNELS]).astype(np.float32)
     sl = tuple(slice(None) for _ in range(3))
-    if crop:  # brain bounding box + margin: outside it the input is all zeros
+    if crop:  # the brain's bounding box, no margin: exactly what the engine does (domain/inference/predict.ts)
         nz = np.argwhere(brain)
-        lo = np.maximum(nz.min(0) - 8, 0)
-        hi = np.minimum(nz.max(0) + 9, brain.shape)
+        lo = nz.min(0)
+        hi = nz.max(0) + 1
         sl = tuple(slice(a, b) for a, b in zip(lo, hi))
 
     def run(xb):
@@ -66,8 +66,9 @@ def inner_val_volumes(fold, shared, seed=7):
         for c in range(3):
             wm, le = s.means[5][c], s.means[7][c]
             raw[c] = raw[c] * (1 - w) + (wm + k * (le - wm)) * w
-        norm = {c: normalize_channel(raw[ci], s.brain) for ci, c in enumerate(CHANNELS)}
-        vols.append({"id": f"{train_case}+{pid}", "norm": norm, "brain": s.brain, "ref": s.lesion | new})
+        brain = service_brain_mask(raw[0])
+        norm = {c: normalize_channel(raw[ci], brain) for ci, c in enumerate(CHANNELS)}
+        vols.append({"id": f"{train_case}+{pid}", "norm": norm, "brain": brain, "ref": s.lesion | new})
     return vols
 
 
@@ -115,7 +116,7 @@ def main():
         inner_path = os.path.join(WORK, f"inner_{args.fold}{args.tag}.json")
         with open(inner_path) as f:
             th = json.load(f)["threshold"]
-        case = load_case(args.shared, test_case)
+        case = load_case(args.shared, test_case, brain_rule="service")
         res = {}
         for vname in (args.variants or ",".join(VARIANTS)).split(","):
             t = time.time()

@@ -43,6 +43,8 @@ def main():
     ap.add_argument("--fold", default="A")
     ap.add_argument("--ckpt", default=None)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--out-dir", default=MODEL_DIR, help="model folder to write (default the shipped one)")
+    ap.add_argument("--id", default="mslesion-unet3d-v1")
     args = ap.parse_args()
     torch.set_num_threads(1)
     ckpt = args.ckpt or os.path.join(CKPT, f"{args.fold}_last.pt")
@@ -54,7 +56,8 @@ def main():
     full = UNet3D()
     full.load_state_dict({k: v.float() for k, v in state.items()})
     full.eval()
-    os.makedirs(MODEL_DIR, exist_ok=True)
+    model_dir = args.out_dir
+    os.makedirs(model_dir, exist_ok=True)
     variants = []
     rng = np.random.default_rng(0)
     for vid, chans in VARIANTS:
@@ -67,15 +70,21 @@ def main():
         with torch.no_grad():
             d = (net(x) - full(xf)).abs().max().item()
         assert d < 1e-4, (vid, d)
-        path = os.path.join(MODEL_DIR, f"{vid}.onnx")
+        path = os.path.join(model_dir, f"{vid}.onnx")
         torch.onnx.export(net, x, path, opset_version=17, input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "N", 2: "D", 3: "H", 4: "W"}, "logits": {0: "N", 2: "D", 3: "H", 4: "W"}},
                           do_constant_folding=True)
-        np.save(os.path.join(WORK, f"onnxcheck_{vid}_in.npy"), x.numpy())
-        with torch.no_grad():
-            np.save(os.path.join(WORK, f"onnxcheck_{vid}_out.npy"), net(x).numpy())
+        if model_dir == MODEL_DIR:
+            np.save(os.path.join(WORK, f"onnxcheck_{vid}_in.npy"), x.numpy())
+            with torch.no_grad():
+                np.save(os.path.join(WORK, f"onnxcheck_{vid}_out.npy"), net(x).numpy())
         variants.append({"id": vid, "channels": list(chans), "file": f"{vid}.onnx", "sha256": sha256(path)})
         print(vid, os.path.getsize(path), "bytes; sliced-vs-zero-filled max diff", d)
+    if model_dir == MODEL_DIR:
+        # weights-only fp16 checkpoint to resume training in a later session (see models/training/README.md)
+        os.makedirs(os.path.join(model_dir, "checkpoint"), exist_ok=True)
+        torch.save({"model": {k: v.half() for k, v in state.items()}, "iteration": ck["iteration"], "meta": meta},
+                   os.path.join(model_dir, "checkpoint", "weights_fp16.pt"))
     norm = {c: {"method": "zscore", "mask": "brain", "clipPercentiles": list(CLIP_PERCENTILES), "outsideValue": 0} for c in CHANNELS}
     tests = {}
     for fold in FOLDS:
@@ -88,7 +97,7 @@ def main():
                                         for v, r in t["results"].items()}}
     manifest = {
         "schemaVersion": 1,
-        "id": "mslesion-unet3d-v1",
+        "id": args.id,
         "name": "MS lesion segmentation, compact 3D U-Net trained on synthesised and real open_ms data",
         "version": "1.0.0",
         "task": "ms-lesion-segmentation",
@@ -130,10 +139,10 @@ def main():
             "reproduce": "bash models/training/run_all.sh",
         },
     }
-    with open(os.path.join(MODEL_DIR, "manifest.json"), "w") as f:
+    with open(os.path.join(model_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
-    print("wrote", os.path.join(MODEL_DIR, "manifest.json"))
+    print("wrote", os.path.join(model_dir, "manifest.json"))
 
 
 if __name__ == "__main__":

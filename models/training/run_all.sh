@@ -41,6 +41,6 @@ for F in A B; do
 done
 nice -n 10 $PY longitudinal.py --fold A --shared "$SHARED"
 $PY export.py --fold A
-PATH=/opt/node24/package/bin:$PATH node check_onnx.cjs
+(. "$REPO/scripts/lib/node24.sh" && ensure_node24 "$REPO" && node check_onnx.cjs)
 $PY figures.py
 nice -n 10 $PY ../baseline-lga/lga.py --shared "$SHARED"
