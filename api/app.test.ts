@@ -159,6 +159,39 @@ describe('REST API', () => {
     assert.equal(errorCode(conflict.json), 'ORDER.CONFLICT');
   });
 
+  it('audits every read and write of patient data on the REST API (AuditEvent), failures too', async () => {
+    const r = await post({
+      studyInstanceUid: STUDY,
+      patientId: 'PAT-AUDIT',
+      options: { publishToPacs: false },
+    });
+    const id = (r.json as { id: string }).id;
+    await until(id, 'succeeded');
+    await s.call('listAnalyses', '/analyses?patient=PAT-AUDIT');
+    await s.call('getReport', `/analyses/${id}/report.pdf`);
+    const missing = '00000000-0000-4000-8000-000000000000';
+    assert.equal((await s.call('getAnalysis', `/analyses/${missing}`)).status, 404);
+    const records = await c.ehr.fhirApi.audit.list({ patientId: 'PAT-AUDIT', limit: 100 });
+    const seen = records
+      .filter((x) => x.source === 'rest')
+      .map(
+        (x) =>
+          `${x.interaction} ${x.action} ${x.outcome} ${x.entities.map((e) => e.reference ?? 'query').join(',')}`,
+      );
+    for (const line of [
+      `create C 0 ServiceRequest/${id}`,
+      `read R 0 ServiceRequest/${id}`,
+      `search E 0 query,ServiceRequest/${id}`,
+    ])
+      assert.ok(seen.includes(line), `${line} in ${seen.join(' | ')}`);
+    // a read of an unknown analysis names no patient, but is recorded as a refused read of that order
+    const all = await c.ehr.fhirApi.audit.list({ limit: 1000 });
+    const refused = all.find((x) => x.entities.some((e) => e.reference === `ServiceRequest/${missing}`));
+    assert.equal(refused?.outcome, '4');
+    assert.equal(refused.outcomeDescription, 'ANALYSIS.NOT_FOUND');
+    assert.equal(refused.patient, undefined);
+  });
+
   it('records a coded failure on the analysis', async () => {
     const r = await post({ studyInstanceUid: STUDY, patientId: 'NO-FLAIR' });
     const failed = (await until((r.json as { id: string }).id, 'failed')) as { error: { code: string } };

@@ -108,7 +108,10 @@ export function createApp(
   ];
   if (options.opsOnly !== true)
     tables.push(
-      analysisRoutes(useCases),
+      analysisRoutes(useCases, {
+        ...(options.fhir?.audit === undefined ? {} : { audit: options.fhir.audit }),
+        ...(options.fhir?.now === undefined ? {} : { now: options.fhir.now }),
+      }),
       dicomwebRoutes(useCases, options.stowMaxBytes ?? 512 * MiB),
       fhirRoutes({ useCases, ...options.fhir }),
       ...(options.routes ?? []),

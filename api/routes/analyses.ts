@@ -1,7 +1,13 @@
-/** Ordering analyses, reading them, and their artifacts. */
+/**
+ * Ordering analyses, reading them, and their artifacts. Each of these reads or writes patient data, so each
+ * leaves an audit record (source `rest`; the analysis as ServiceRequest/<id>, the FHIR view of the order) when
+ * an AuditLog is configured.
+ */
 import type { Analysis, AnalysisOptions, AnalysisStatus } from '../../domain/model/analysis.ts';
+import type { AuditLog } from '../../domain/ports/audit-log.port.ts';
 import type { ApiUseCases } from '../use-cases.ts';
 import { json, type RouteTable } from '../http.ts';
+import { auditedBy, type AuditContext } from '../audit.ts';
 
 const REPORT = 'report.pdf';
 
@@ -52,13 +58,44 @@ function listLink(query: Record<string, unknown>, offset: number, limit: number)
   return `/analyses?${p.toString()}`;
 }
 
+export interface AnalysisRouteOptions {
+  readonly audit?: AuditLog;
+  readonly now?: () => Date;
+}
+
+function patientOf(a: Analysis): { id: string; system?: string } {
+  return {
+    id: a.order.patientId,
+    ...(a.order.patientIdSystem === undefined ? {} : { system: a.order.patientIdSystem }),
+  };
+}
+
+/** The audit entity and patient of an analysis. */
+function touch(ctx: AuditContext, a: Analysis): void {
+  ctx.entities.push({ reference: `ServiceRequest/${a.id}` });
+  ctx.patient ??= patientOf(a);
+}
+
 export function analysisRoutes(
   useCases: Pick<ApiUseCases, 'submitOrder' | 'getAnalysis' | 'listAnalyses' | 'getArtifact'>,
+  options: AnalysisRouteOptions = {},
 ): RouteTable {
+  const audited = auditedBy(options.audit, 'rest', options.now);
+  /** Reads one analysis (or its artifact) for `id`, auditing it as a read of that order. */
+  const readOf = async (ctx: AuditContext, id: string): Promise<Analysis> => {
+    ctx.entities.push({ reference: `ServiceRequest/${id}` }); // also when it is not found
+    const a = await useCases.getAnalysis(id);
+    ctx.patient = patientOf(a);
+    return a;
+  };
   return {
     createAnalysis: {
-      async handler(req) {
+      handler: audited('create', 'C', async (req, ctx) => {
         const b = req.body as OrderBody;
+        ctx.patient = {
+          id: b.patientId,
+          ...(b.patientIdSystem === undefined ? {} : { system: b.patientIdSystem }),
+        };
         const { analysis, created } = await useCases.submitOrder({
           studyInstanceUid: b.studyInstanceUid,
           patientId: b.patientId,
@@ -71,13 +108,15 @@ export function analysisRoutes(
           source: 'rest',
           options: b.options ?? {},
         });
+        touch(ctx, analysis);
         return json(created ? 202 : 200, analysisResource(analysis), { location: analysisPath(analysis.id) });
-      },
+      }),
     },
     listAnalyses: {
-      async handler(req) {
+      handler: audited('search', 'E', async (req, ctx) => {
         const q = req.query;
         const patient = typeof q.patient === 'string' ? parsePatientToken(q.patient) : {};
+        ctx.entities.push({ query: listLink(q, q.offset as number, q.limit as number) });
         const page = await useCases.listAnalyses({
           ...patient,
           ...(typeof q.status === 'string' ? { status: q.status as AnalysisStatus } : {}),
@@ -86,6 +125,7 @@ export function analysisRoutes(
           offset: q.offset as number,
         });
         const { limit, offset, total } = page;
+        for (const a of page.items) touch(ctx, a);
         return json(200, {
           items: page.items.map(analysisResource),
           total,
@@ -97,21 +137,22 @@ export function analysisRoutes(
             ...(offset > 0 ? { prev: listLink(q, Math.max(0, offset - limit), limit) } : {}),
           },
         });
-      },
+      }),
     },
     getAnalysis: {
-      async handler(req) {
-        return json(200, analysisResource(await useCases.getAnalysis(req.params.id)));
-      },
+      handler: audited('read', 'R', async (req, ctx) =>
+        json(200, analysisResource(await readOf(ctx, req.params.id))),
+      ),
     },
     listArtifacts: {
-      async handler(req) {
-        const a = analysisResource(await useCases.getAnalysis(req.params.id)) as { artifacts: unknown[] };
+      handler: audited('read', 'R', async (req, ctx) => {
+        const a = analysisResource(await readOf(ctx, req.params.id)) as { artifacts: unknown[] };
         return json(200, { items: a.artifacts });
-      },
+      }),
     },
     getArtifact: {
-      async handler(req) {
+      handler: audited('read', 'R', async (req, ctx) => {
+        await readOf(ctx, req.params.id);
         const { ref, data } = await useCases.getArtifact(req.params.id, req.params.name);
         return {
           status: 200,
@@ -119,10 +160,11 @@ export function analysisRoutes(
           contentType: ref.contentType,
           headers: { etag: `"${ref.sha256}"`, 'content-disposition': `attachment; filename="${ref.name}"` },
         };
-      },
+      }),
     },
     getReport: {
-      async handler(req) {
+      handler: audited('read', 'R', async (req, ctx) => {
+        await readOf(ctx, req.params.id);
         const { ref, data } = await useCases.getArtifact(req.params.id, REPORT);
         return {
           status: 200,
@@ -130,7 +172,7 @@ export function analysisRoutes(
           contentType: 'application/pdf',
           headers: { etag: `"${ref.sha256}"`, 'content-disposition': `inline; filename="${REPORT}"` },
         };
-      },
+      }),
     },
   };
 }

@@ -9,14 +9,10 @@
  */
 import { DomainError, isDomainError } from '../../domain/errors.ts';
 import type { Analysis } from '../../domain/model/analysis.ts';
-import type {
-  AuditAction,
-  AuditInteraction,
-  AuditLog,
-  AuditRecord,
-} from '../../domain/ports/audit-log.port.ts';
+import type { AuditLog } from '../../domain/ports/audit-log.port.ts';
 import type { FhirJson, FhirResults } from '../../domain/ports/fhir-results.port.ts';
 import type { ApiRequest, ApiResponse, RouteTable } from '../http.ts';
+import { auditedBy, type AuditContext } from '../audit.ts';
 import type { ApiUseCases } from '../use-cases.ts';
 
 export const FHIR_JSON = 'application/fhir+json';
@@ -46,13 +42,6 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined;
 }
 
-interface AuditContext {
-  action: AuditAction;
-  interaction: AuditInteraction;
-  entities: { reference?: string; query?: string }[];
-  patient?: { id: string; system?: string };
-}
-
 export function fhirRoutes(deps: FhirRouteDeps): RouteTable {
   const now = deps.now ?? (() => new Date());
   const need = (): FhirResults => {
@@ -64,40 +53,7 @@ export function fhirRoutes(deps: FhirRouteDeps): RouteTable {
   };
 
   /** Runs a handler and audits it (also when it fails); audit failures never hide the answer. */
-  const audited =
-    (
-      interaction: AuditInteraction,
-      action: AuditAction,
-      run: (req: ApiRequest, ctx: AuditContext) => Promise<ApiResponse>,
-    ) =>
-    async (req: ApiRequest): Promise<ApiResponse> => {
-      const ctx: AuditContext = { action, interaction, entities: [] };
-      let outcome: AuditRecord['outcome'] = '0';
-      let description: string | undefined;
-      try {
-        return await run(req, ctx);
-      } catch (e) {
-        outcome = isDomainError(e) && e.issueType !== 'exception' ? '4' : '8';
-        description = isDomainError(e) ? e.code : 'INTERNAL.ERROR';
-        throw e;
-      } finally {
-        if (deps.audit !== undefined) {
-          const record: AuditRecord = {
-            recorded: now().toISOString(),
-            action: ctx.action,
-            interaction: ctx.interaction,
-            outcome,
-            ...(description === undefined ? {} : { outcomeDescription: description }),
-            agent: { who: req.principal?.subject ?? 'anonymous' },
-            source: 'fhir',
-            entities: ctx.entities,
-            ...(ctx.patient === undefined ? {} : { patient: ctx.patient }),
-            ...(req.headers['x-request-id'] === undefined ? {} : { requestId: req.headers['x-request-id'] }),
-          };
-          await deps.audit.record(record).catch(() => undefined);
-        }
-      }
-    };
+  const audited = auditedBy(deps.audit, 'fhir', now);
 
   const patientOf = (a: Analysis): { id: string; system?: string } => ({
     id: a.order.patientId,
