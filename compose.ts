@@ -11,7 +11,6 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Express } from 'express';
 import { Registry } from 'prom-client';
 import type { Config } from './config.ts';
@@ -332,7 +331,7 @@ async function assemble(
       config.store.kind === 'postgres'
         ? { kind: 'postgres', url: config.store.postgresUrl ?? '', schema: config.store.postgresSchema }
         : { kind: 'sqlite', path: config.store.sqlitePath },
-    auditPath: config.store.kind === 'sqlite' ? config.store.sqlitePath : join(config.dataDir, 'audit.db'),
+    auditPath: config.store.sqlitePath,
     version: VERSION,
     owner: workerId,
   });

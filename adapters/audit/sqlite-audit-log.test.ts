@@ -1,50 +1,7 @@
-import { it } from 'node:test';
-import assert from 'node:assert/strict';
-import type { Resource } from '@medplum/fhirtypes';
-import type { AuditRecord } from '../../domain/ports/audit-log.port.ts';
-import { fhirErrors } from '../fhir/validation.ts';
+import { auditLogContract } from '../../test/contracts/audit-log.contract.ts';
 import { SqliteAuditLog } from './sqlite-audit-log.ts';
 
-const read: AuditRecord = {
-  recorded: '2026-03-02T10:00:00.000Z',
-  action: 'R',
-  interaction: 'search',
-  outcome: '0',
-  agent: { who: 'ehr-client', network: '127.0.0.1' },
-  source: 'fhir',
-  entities: [{ reference: 'Observation/abc' }, { query: 'Observation?subject=Patient/p1' }],
-  patient: { id: 'p1', system: 'urn:ms-lesion-service:patient-resource-id' },
-  requestId: 'req-1',
-};
-
-it('stores audit records as valid FHIR AuditEvents and lists them by patient, newest first', async () => {
+auditLogContract('sqlite', () => {
   const log = new SqliteAuditLog({ path: ':memory:' });
-  await log.record(read);
-  await log.record({
-    ...read,
-    recorded: '2026-03-02T10:00:01.000Z',
-    action: 'C',
-    interaction: 'create',
-    patient: { id: 'p2' },
-  });
-  await log.record({
-    ...read,
-    recorded: '2026-03-02T10:00:02.000Z',
-    outcome: '4',
-    outcomeDescription: 'AUTH.INSUFFICIENT_SCOPE',
-    source: 'hl7v2',
-    entities: [],
-  });
-  assert.equal((await log.list({ limit: 10 })).length, 3);
-  const p1 = await log.list({ patientId: 'p1', limit: 10 });
-  assert.deepEqual(
-    p1.map((r) => r.outcome),
-    ['4', '0'],
-  );
-  assert.deepEqual(p1[1], read);
-  assert.equal((await log.list({ since: '2026-03-02T10:00:01.000Z', limit: 10 })).length, 2);
-  const events = await log.auditEvents();
-  assert.equal(events.length, 3);
-  for (const e of events) assert.deepEqual(fhirErrors(e as Resource), []);
-  await log.close();
+  return Promise.resolve({ log, cleanup: () => log.close() });
 });

@@ -18,6 +18,7 @@ import type { ImageSource } from '../../domain/ports/image-source.port.ts';
 import type { Logger } from '../../domain/ports/logger.port.ts';
 import type { Outbox, OutboxSender } from '../../domain/ports/outbox.port.ts';
 import type { ResultDelivery } from '../../domain/ports/result-delivery.port.ts';
+import { PostgresAuditLog } from '../audit/postgres-audit-log.ts';
 import { SqliteAuditLog } from '../audit/sqlite-audit-log.ts';
 import { JwtVerifier } from '../auth/jwt-verifier.ts';
 import { SmartAuthenticator } from '../auth/smart-authenticator.ts';
@@ -66,7 +67,7 @@ export interface EhrDeps {
   readonly database:
     | { readonly kind: 'sqlite'; readonly path: string }
     | { readonly kind: 'postgres'; readonly url: string; readonly schema: string };
-  /** SQLite file of the audit trail (the service's SQLite file when the store is SQLite). */
+  /** SQLite file of the audit trail with a SQLite database (the service's file); with PostgreSQL it is there. */
   readonly auditPath: string;
   readonly version: string;
   /** Lease owner of the dispatcher (the worker id). */
@@ -131,7 +132,11 @@ export async function createEhrIntegration(settings: EhrSettings, deps: EhrDeps)
           await deps.imageSource!.findStudy(uid);
         }
       : undefined;
-  const audit = new SqliteAuditLog({ path: deps.auditPath });
+  // the audit trail lives with the service's database: SQLite file, or the PostgreSQL schema every node shares
+  const audit =
+    deps.database.kind === 'postgres'
+      ? await PostgresAuditLog.open({ connectionString: deps.database.url, schema: deps.database.schema })
+      : new SqliteAuditLog({ path: deps.auditPath });
   // every analysis of a study: their derived series (SEG, SR, PDF, overlay) are not part of its ImagingStudy
   const analysisIdsOfStudy = async (studyInstanceUid: string): Promise<readonly string[]> =>
     (await deps.store.list({ studyInstanceUid, limit: 1000, offset: 0 })).items.map((a) => a.id);

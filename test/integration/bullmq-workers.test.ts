@@ -17,6 +17,7 @@ import { compose } from '../../compose.ts';
 import { createLogger } from '../../adapters/logging/logger.ts';
 import { BullMqJobQueue } from '../../adapters/queue/bullmq/bullmq-queue.ts';
 import { REPO_ROOT } from '../helpers/fixtures.ts';
+import { serve } from '../contracts/http-client.ts';
 
 const DB = process.env.MSLESION_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS = process.env.MSLESION_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -178,6 +179,24 @@ it(
       process.stdout.write(
         `# all done ${recoveredInMs} ms after the SIGKILL; ${unfinished.size} job(s) redone\n`,
       );
+
+      // the API node's audit trail is in the shared PostgreSQL schema: a REST read lands there
+      const http = await serve(api.app);
+      try {
+        assert.equal((await http.call('getAnalysis', `/analyses/${ids[0]}`)).status, 200);
+      } finally {
+        await http.close();
+      }
+      const db = new pg.Client({ connectionString: DB });
+      await db.connect();
+      try {
+        const audit = await db.query<{ n: string }>(
+          `SELECT count(*) AS n FROM ${schema}.audit_events WHERE patient_id = 'SCALE-0'`,
+        );
+        assert.equal(audit.rows[0]?.n, '1');
+      } finally {
+        await db.end();
+      }
 
       const stopped = new Promise<number | null>((r) => workers[1].once('exit', r));
       workers[1].kill('SIGTERM');
