@@ -5,7 +5,7 @@
  * a single conditional UPDATE (lease token and state in the WHERE clause).
  */
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import { DomainError } from '../../domain/errors.ts';
 import type {
   BulkExportJob,
@@ -14,9 +14,10 @@ import type {
   BulkJobCompletion,
   BulkJobLease,
 } from '../../domain/ports/bulk-export.port.ts';
+import { migrate, openPool, withTransaction, type Migration } from '../postgres/pg-schema.ts';
 import { fromRow, type BulkJobRow } from './rows.ts';
 
-export const POSTGRES_BULK_MIGRATIONS = [
+export const POSTGRES_BULK_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     name: 'bulk_export_jobs',
@@ -45,7 +46,7 @@ CREATE INDEX bulk_export_jobs_state ON bulk_export_jobs (state, created_at);
 CREATE INDEX bulk_export_jobs_owner ON bulk_export_jobs (owner, state);
 `,
   },
-] as const;
+];
 
 interface PgRow {
   id: string;
@@ -75,8 +76,6 @@ function toJob(r: PgRow): BulkExportJob {
   });
 }
 
-const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
-
 function unavailable(message: string, cause: unknown): DomainError {
   return new DomainError('BULK.STORE_UNAVAILABLE', message, { issueType: 'transient', cause });
 }
@@ -96,35 +95,18 @@ export class PostgresBulkJobStore implements BulkExportJobStore {
     readonly maxConnections?: number;
   }): Promise<PostgresBulkJobStore> {
     const schema = options.schema ?? 'mslesion';
-    if (!SCHEMA.test(schema)) throw new TypeError(`bad schema name ${schema}`);
-    const pool = new pg.Pool({
+    const pool = openPool({
       connectionString: options.connectionString,
-      max: options.maxConnections ?? 3,
-      options: `-c search_path=${schema}`,
-      connectionTimeoutMillis: 10_000,
+      schema,
+      maxConnections: options.maxConnections ?? 3,
     });
-    pool.on('error', () => undefined);
     const store = new PostgresBulkJobStore(pool, schema);
     try {
-      await store.#tx(async (c) => {
-        await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`mslesion-bulk-migrate:${schema}`]);
-        await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-        await c.query(
-          'CREATE TABLE IF NOT EXISTS bulk_schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
-        );
-        const done = new Set(
-          (await c.query<{ version: number }>('SELECT version FROM bulk_schema_migrations')).rows.map(
-            (r) => r.version,
-          ),
-        );
-        for (const m of POSTGRES_BULK_MIGRATIONS) {
-          if (done.has(m.version)) continue;
-          await c.query(m.sql);
-          await c.query('INSERT INTO bulk_schema_migrations (version, name) VALUES ($1, $2)', [
-            m.version,
-            m.name,
-          ]);
-        }
+      await migrate(pool, {
+        schema,
+        ledger: 'bulk_schema_migrations',
+        lockKey: `mslesion-bulk-migrate:${schema}`,
+        migrations: POSTGRES_BULK_MIGRATIONS,
       });
     } catch (e) {
       await pool.end();
@@ -133,19 +115,8 @@ export class PostgresBulkJobStore implements BulkExportJobStore {
     return store;
   }
 
-  async #tx<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.#pool.connect();
-    try {
-      await c.query('BEGIN');
-      const out = await work(c);
-      await c.query('COMMIT');
-      return out;
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    } finally {
-      c.release();
-    }
+  #tx<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return withTransaction(this.#pool, work);
   }
 
   async create(request: BulkExportRequest, now: Date): Promise<BulkExportJob> {
