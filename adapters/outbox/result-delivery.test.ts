@@ -31,14 +31,22 @@ it('queues a valid bundle and an ORU once per analysis; new results replace them
     ],
   );
   assert.equal(recorded.length, 2);
-  await delivery.deliver(input);
+  // the analysis as the store now holds it (the recorder wrote the statuses)
+  const queued = { ...analysis, delivery: first };
+  await delivery.deliver({ ...input, analysis: queued });
   assert.equal(recorded.length, 2, 'same results: nothing new queued');
+  // queued but never recorded on the analysis (the recording failed): queueing again records the status only
+  await delivery.deliver(input);
+  assert.equal(recorded.length, 4, 'the missing statuses are recorded');
+  assert.deepEqual(recorded.slice(2), first);
+  assert.equal((await outbox.countByState()).pending, 2, 'and nothing is queued twice');
+  recorded.length = 2;
   const [fhir, hl7] = await outbox.listByAnalysis(analysis.id);
   const bundle = JSON.parse(fhir.payload) as Bundle;
   assert.deepEqual(fhirErrors(bundle), []);
   assert.equal(bundle.entry?.[0]?.fullUrl?.startsWith('https://ehr.example/fhir/'), true);
   assert.equal(Hl7Message.parse(hl7.payload).getSegment('MSH')?.getField(9).toString(), 'ORU^R01^ORU_R01');
-  const rerun = { ...analysis, finishedAt: '2026-03-03T08:00:00.000Z' };
+  const rerun = { ...queued, finishedAt: '2026-03-03T08:00:00.000Z' };
   await delivery.deliver({ ...input, analysis: rerun });
   assert.equal(recorded.length, 4, 'new results are queued again');
   assert.equal((await outbox.countByState()).pending, 2);
