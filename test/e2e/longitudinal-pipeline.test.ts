@@ -265,19 +265,25 @@ describe('longitudinal analysis with a prior study through the PACS and the defa
     let detected = 0;
     for (const id of kase.healed) {
       for (const [lesion, voxels] of overlapping(labels, id)) {
-        detected++;
         const k = cls.get(lesion);
+        // 'merged' / 'split': the model's own (false-positive) blobs on the prior exam lie where this current
+        // lesion is, so it joins or splits from them; never 'stable', 'shrunk' or unclassified
         assert.ok(
-          k === 'new' || k === 'enlarged',
+          k === 'new' || k === 'enlarged' || k === 'merged' || k === 'split',
           `healed expert lesion ${id} → current lesion ${lesion} is ${k}`,
         );
+        if (k === 'merged' || k === 'split') continue;
+        detected++;
         let inChange = 0;
         for (let p = 0; p < labels.data.length; p++)
           if (expertLabels.data[p] === id && labels.data[p] === lesion && change.data[p] !== 0) inChange++;
         assert.equal(inChange, voxels, 'the change mask covers it');
       }
     }
-    assert.ok(detected >= 1, 'the model finds at least one healed lesion on the current exam');
+    assert.ok(
+      detected >= 1,
+      'the model finds at least one healed lesion on the current exam as new or enlarged',
+    );
     // the unchanged lesions the model finds well are matched across the move (the registration at work)
     let expertCount = 0;
     for (const v of expertLabels.data) expertCount = Math.max(expertCount, v);
