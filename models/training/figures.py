@@ -77,6 +77,37 @@ def longitudinal_figure(fold="A", tag=""):
     return path
 
 
+def training_curve(fold="A"):
+    """Running training loss (and learning rate) from the fold's training logs, stages concatenated."""
+    import glob
+
+    pts = []
+    for path in sorted(glob.glob(os.path.join(WORK, f"train_{fold}.log")) + glob.glob(os.path.join(WORK, f"train_{fold}_*.log"))):
+        with open(path) as f:
+            rows = [w for w in (line.split() for line in f) if len(w) >= 6 and w[0] == "it" and w[2] == "loss"]
+        # the running mean (decay 0.98) starts from one batch's loss: skip its first 100 iterations per stage
+        pts += [(int(w[1]), float(w[3]), float(w[5])) for w in rows[4:]]
+    if not pts:
+        return None
+    pts.sort()
+    it, loss, lr = (np.array(v) for v in zip(*pts))
+    fig, ax = plt.subplots(figsize=(5, 2.4), dpi=90)
+    ax.plot(it, loss, color="#c02020", linewidth=0.8)
+    ax.set_xlabel("iteration", fontsize=7)
+    ax.set_ylabel("running loss (CE + Dice)", fontsize=7, color="#c02020")
+    ax.tick_params(labelsize=6)
+    ax2 = ax.twinx()
+    ax2.plot(it, lr, color="#2050c0", linewidth=0.8)
+    ax2.set_ylabel("learning rate", fontsize=7, color="#2050c0")
+    ax2.tick_params(labelsize=6)
+    ax.set_title(f"fold {fold} training loss and learning rate (stages whose logs were kept)", fontsize=7)
+    plt.tight_layout()
+    path = os.path.join(FIG, f"training_fold{fold}.png")
+    plt.savefig(path)
+    plt.close(fig)
+    return path
+
+
 if __name__ == "__main__":
     import sys
     tag = sys.argv[1] if len(sys.argv) > 1 else ""
@@ -85,3 +116,4 @@ if __name__ == "__main__":
             print(case_figure(fold, tag=tag))
     if os.path.exists(os.path.join(WORK, f"longitudinal_A{tag}.json")):
         print(longitudinal_figure("A", tag))
+    print(training_curve("A"))

@@ -13,7 +13,7 @@ CS="$SHARED/data/open_ms/cross_sectional"
 OUT="$HERE/work/ts"
 mkdir -p "$OUT"
 cd "$REPO"
-if [ ! -f "$HERE/work/models_B/mslesion-unet3d-v1-foldb/manifest.json" ]; then
+if [[ " ${FOLDS:-A B} " == *" B "* ]] && [ ! -f "$HERE/work/models_B/mslesion-unet3d-v1-foldb/manifest.json" ]; then
   /usr/bin/python3 "$HERE/export.py" --fold B --out-dir "$HERE/work/models_B/mslesion-unet3d-v1-foldb" --id mslesion-unet3d-v1-foldb
 fi
 run() { # fold case variant models-dir model-id channels...

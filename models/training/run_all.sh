@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Regenerates the training data, trains both folds, picks thresholds on inner validation, evaluates each fold on
 # its held-out case, checks the raw longitudinal FLAIRs, exports the ONNX variants + manifest, checks ONNX vs
-# torch, draws the figures and runs the classical baseline. Seeded; CPU, 1 torch thread per fold.
+# torch, draws the figures and runs the classical baseline. Seeded; CPU.
 #
 #   bash models/training/run_all.sh [--skip-train] [--shared DIR]
 #
-# The iteration schedules below are the ones the shipped model was trained with (the poly-LR horizon was
-# shortened during the session because the shared 2-core machine was slower than planned).
+# The shipped fold-A model: 2000 iterations, 1 thread, lr 2e-3, poly decay over 2000; fold B ran beside it
+# (1500 iterations). The stage-2 experiment (measured, not shipped; MODEL_CARD.md) is `STAGE2=1`: from the
+# fold-A weights rounded to fp16, a fresh Adam state, lr 1e-3, 2 threads, poly horizon 8000 shortened to 7000 at
+# iteration 3818 (--schedule replays that); it writes to checkpoints/A_last.pt, so evaluate/export then see it.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -24,16 +26,25 @@ done
 cd "$HERE"
 mkdir -p work checkpoints
 export OMP_NUM_THREADS=1
-SCHED_A="--iterations 5000 --schedule 158:1600,190:1000,280:2200"
-SCHED_B="--iterations 3000 --schedule 160:1000,192:700,279:1300"
 
 $PY prep.py --shared "$SHARED"
 if [ "$SKIP_TRAIN" = 0 ]; then
-  nice -n 10 $PY train.py --fold A $SCHED_A --shared "$SHARED" > work/train_A.log 2>&1 &
+  nice -n 10 $PY train.py --fold A --iterations 2000 --threads 1 --shared "$SHARED" > work/train_A.log 2>&1 &
   PID_A=$!
-  nice -n 10 $PY train.py --fold B $SCHED_B --shared "$SHARED" > work/train_B.log 2>&1 &
+  nice -n 10 $PY train.py --fold B --iterations 1500 --threads 1 --shared "$SHARED" > work/train_B.log 2>&1 &
   PID_B=$!
   wait $PID_A $PID_B
+  if [ "${STAGE2:-0}" = 1 ]; then
+    # fold A -> fp16 weights (what the committed checkpoint/weights_fp16.pt holds), then stage 2 from them
+    $PY - <<'PY2'
+import torch
+ck = torch.load("checkpoints/A_last.pt")
+torch.save({"model": {k: v.half() for k, v in ck["model"].items()}, "iteration": ck["iteration"], "meta": ck["meta"]},
+           "work/A_stage1_fp16.pt")
+PY2
+    OMP_NUM_THREADS=2 nice -n 10 $PY train.py --fold A --restart-from work/A_stage1_fp16.pt --lr 1e-3 --iterations 8000 \
+      --schedule 3818:7000 --threads 2 --shared "$SHARED" > work/train_A_stage2.log 2>&1
+  fi
 fi
 for F in A B; do
   nice -n 10 $PY evaluate.py --fold $F inner --shared "$SHARED"

@@ -49,6 +49,10 @@ def main():
     ap.add_argument("--shared", default=DEFAULT_SHARED)
     ap.add_argument("--ckpt-every-s", type=float, default=300)
     ap.add_argument("--stop-after-s", type=float, default=0, help="leave (checkpointed) after this wall-clock time")
+    ap.add_argument("--stop-at", type=int, default=0, help="leave (checkpointed) at this iteration (replays a run "
+                    "that --stop-after-s ended)")
+    ap.add_argument("--restart-from", default="", help="weights file (e.g. an fp16 export) to start a new stage "
+                    "from: its weights and iteration, a fresh Adam state; ignored when <fold>_last.pt is later")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     horizon = [(0, args.iterations)]
@@ -77,15 +81,23 @@ def main():
     os.makedirs(CKPT, exist_ok=True)
     last = os.path.join(CKPT, f"{args.fold}_last.pt")
     it = 0
-    if os.path.exists(last):
+    restart_it = torch.load(args.restart_from)["iteration"] if args.restart_from else -1
+    if os.path.exists(last) and torch.load(last)["iteration"] > restart_it:
         ck = torch.load(last)
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         it = ck["iteration"]
         torch.set_rng_state(ck["torch_rng"])
         print(f"resumed at {it}", flush=True)
+    elif args.restart_from:
+        ck = torch.load(args.restart_from)
+        net.load_state_dict({k: v.float() for k, v in ck["model"].items()})
+        it = ck["iteration"]
+        torch.manual_seed(seed)
+        print(f"new stage from {args.restart_from} at {it} (fresh optimizer state)", flush=True)
     meta = {"fold": args.fold, "train_case": train_case, "test_case": test_case, "bank": bank.ids,
-            "patch": args.patch, "p_real": args.p_real, "batch": args.batch, "lr": args.lr, "iterations": args.iterations, "schedule": horizon, "seed": seed}
+            "patch": args.patch, "p_real": args.p_real, "batch": args.batch, "lr": args.lr, "iterations": args.iterations, "schedule": horizon, "seed": seed,
+            "threads": args.threads, "restart_from": os.path.basename(args.restart_from) or None}
     with open(os.path.join(WORK, f"train_{args.fold}.json"), "w") as f:
         json.dump(meta, f)
     t0 = time.time()
@@ -128,7 +140,7 @@ def main():
             t_ck = time.time()
         if it % 500 == 0:
             save(os.path.join(CKPT, f"{args.fold}_it{it}.pt"))
-        if stop["now"] or (args.stop_after_s and time.time() - t0 > args.stop_after_s):
+        if stop["now"] or (args.stop_after_s and time.time() - t0 > args.stop_after_s) or it == args.stop_at:
             save(last)
             print(f"stopping at {it} (signal or time limit), checkpoint saved", flush=True)
             break
