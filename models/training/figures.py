@@ -2,6 +2,7 @@
 
   python3 figures.py   (uses work/prob_<fold>_<case>_<variant>.nii.gz and work/test_<fold>.json)
 """
+import glob
 import json
 import os
 import numpy as np
@@ -79,8 +80,6 @@ def longitudinal_figure(fold="A", tag=""):
 
 def training_curve(fold="A"):
     """Running training loss (and learning rate) from the fold's training logs, stages concatenated."""
-    import glob
-
     pts = []
     for path in sorted(glob.glob(os.path.join(WORK, f"train_{fold}.log")) + glob.glob(os.path.join(WORK, f"train_{fold}_*.log"))):
         with open(path) as f:

@@ -35,14 +35,8 @@ if [ "$SKIP_TRAIN" = 0 ]; then
   PID_B=$!
   wait $PID_A $PID_B
   if [ "${STAGE2:-0}" = 1 ]; then
-    # fold A -> fp16 weights (what the committed checkpoint/weights_fp16.pt holds), then stage 2 from them
-    $PY - <<'PY2'
-import torch
-ck = torch.load("checkpoints/A_last.pt")
-torch.save({"model": {k: v.half() for k, v in ck["model"].items()}, "iteration": ck["iteration"], "meta": ck["meta"]},
-           "work/A_stage1_fp16.pt")
-PY2
-    OMP_NUM_THREADS=2 nice -n 10 $PY train.py --fold A --restart-from work/A_stage1_fp16.pt --lr 1e-3 --iterations 8000 \
+    # from fold A's iteration-2000 checkpoint (train.py rounds it to fp16, as the committed weights_fp16.pt)
+    OMP_NUM_THREADS=2 nice -n 10 $PY train.py --fold A --restart-from checkpoints/A_it2000.pt --lr 1e-3 --iterations 8000 \
       --schedule 3818:7000 --threads 2 --shared "$SHARED" > work/train_A_stage2.log 2>&1
   fi
 fi

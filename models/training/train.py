@@ -51,8 +51,9 @@ def main():
     ap.add_argument("--stop-after-s", type=float, default=0, help="leave (checkpointed) after this wall-clock time")
     ap.add_argument("--stop-at", type=int, default=0, help="leave (checkpointed) at this iteration (replays a run "
                     "that --stop-after-s ended)")
-    ap.add_argument("--restart-from", default="", help="weights file (e.g. an fp16 export) to start a new stage "
-                    "from: its weights and iteration, a fresh Adam state; ignored when <fold>_last.pt is later")
+    ap.add_argument("--restart-from", default="", help="checkpoint or fp16 weights file to start a new stage from: "
+                    "its weights (rounded to fp16) and iteration, a fresh Adam state; ignored when <fold>_last.pt "
+                    "is later (a killed stage resumes)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     horizon = [(0, args.iterations)]
@@ -81,18 +82,19 @@ def main():
     os.makedirs(CKPT, exist_ok=True)
     last = os.path.join(CKPT, f"{args.fold}_last.pt")
     it = 0
-    restart_it = torch.load(args.restart_from)["iteration"] if args.restart_from else -1
-    if os.path.exists(last) and torch.load(last)["iteration"] > restart_it:
-        ck = torch.load(last)
+    start = torch.load(args.restart_from) if args.restart_from else None
+    ck = torch.load(last) if os.path.exists(last) else None
+    if ck is not None and (start is None or ck["iteration"] > start["iteration"]):
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         it = ck["iteration"]
         torch.set_rng_state(ck["torch_rng"])
         print(f"resumed at {it}", flush=True)
-    elif args.restart_from:
-        ck = torch.load(args.restart_from)
-        net.load_state_dict({k: v.float() for k, v in ck["model"].items()})
-        it = ck["iteration"]
+    elif start is not None:
+        # weights rounded to fp16, as the committed checkpoints hold them (a no-op for an fp16 file), so a stage
+        # started from a fresh fp32 checkpoint matches one started from its committed fp16 copy
+        net.load_state_dict({k: v.half().float() for k, v in start["model"].items()})
+        it = start["iteration"]
         torch.manual_seed(seed)
         print(f"new stage from {args.restart_from} at {it} (fresh optimizer state)", flush=True)
     meta = {"fold": args.fold, "train_case": train_case, "test_case": test_case, "bank": bank.ids,
@@ -142,7 +144,7 @@ def main():
             save(os.path.join(CKPT, f"{args.fold}_it{it}.pt"))
         if stop["now"] or (args.stop_after_s and time.time() - t0 > args.stop_after_s) or it == args.stop_at:
             save(last)
-            print(f"stopping at {it} (signal or time limit), checkpoint saved", flush=True)
+            print(f"stopping at {it} (signal, time limit or --stop-at), checkpoint saved", flush=True)
             break
     save(last)
     print("done", it, flush=True)
