@@ -353,8 +353,8 @@ describe('SMART on FHIR trend page in Chromium', { skip }, () => {
     assert.equal(f2.patientId, 'pat-2');
     assert.equal(f2.rows.length, 1);
     assert.equal(f2.bars, 0);
-    await one.evaluate('location.reload(), true');
-    await one.waitFor(`document.readyState === 'complete' && document.body.dataset.ready`);
+    await one.reload();
+    await one.waitFor(`document.body.dataset.ready`);
     const f1 = await facts(one);
     assert.equal(f1.patientId, 'pat-1');
     assert.equal(f1.rows.length, 3);

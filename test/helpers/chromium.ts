@@ -31,6 +31,8 @@ interface CdpMessage {
 
 export interface Page {
   goto(url: string): Promise<void>;
+  /** Reloads the page and resolves once the new document has loaded (so nothing reads the old one). */
+  reload(): Promise<void>;
   /** Evaluates an expression in the page (promises awaited) and returns its JSON value. */
   evaluate<T>(expression: string): Promise<T>;
   /** Polls `expression` until it is truthy. */
@@ -181,6 +183,11 @@ export async function launchChromium(): Promise<Browser> {
         async goto(url) {
           const loaded = waitEvent(sessionId, 'Page.loadEventFired', 30_000);
           await send('Page.navigate', { url }, sessionId);
+          await loaded;
+        },
+        async reload() {
+          const loaded = waitEvent(sessionId, 'Page.loadEventFired', 30_000);
+          await send('Page.reload', {}, sessionId);
           await loaded;
         },
         evaluate,
